@@ -1,0 +1,194 @@
+// The one source of truth for Portcullis configuration: TypeBox builds both the JSON Schema
+// (validated with ajv, published as schema/portcullis.schema.json) and the TypeScript types.
+// Every object is closed (`additionalProperties: false`): a typo must fail validation, never
+// silently disable a security setting.
+import { Type, type Static, type TSchema, type TProperties, type ObjectOptions } from '@sinclair/typebox';
+
+/** A closed object: unknown keys are errors. */
+export const Obj = <T extends TProperties>(props: T, opts: ObjectOptions = {}) =>
+  Type.Object(props, { additionalProperties: false, ...opts });
+
+const Ms = (description: string, def?: number) =>
+  Type.Integer({ minimum: 0, maximum: 86_400_000, description, ...(def !== undefined ? { default: def } : {}) });
+const PosInt = (description: string, max = 2 ** 31 - 1) => Type.Integer({ minimum: 1, maximum: max, description });
+const Cidr = Type.String({ minLength: 1, description: 'IPv4/IPv6 address or CIDR block, e.g. 10.0.0.0/8 or ::1' });
+const HeaderName = Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", description: 'HTTP header field name' });
+
+// ---------------------------------------------------------------- listeners
+export const ListenerLimitsSchema = Obj({
+  maxHeaderBytes: Type.Optional(PosInt('Total request-line + header bytes; larger requests get 431', 1 << 20)),
+  maxHeaderCount: Type.Optional(PosInt('Maximum number of request header fields; more get 431', 1000)),
+  maxUrlLength: Type.Optional(PosInt('Maximum request-target length; longer get 414', 1 << 20)),
+  maxBodyBytes: Type.Optional(Type.Integer({ minimum: 0, description: 'Maximum request body; larger get 413 (Content-Length up front and while streaming)' })),
+  headersTimeoutMs: Type.Optional(Ms('Time allowed to receive the complete request head (slowloris defence); 408 after')),
+  requestTimeoutMs: Type.Optional(Ms('Time allowed to receive the whole request; 408 after')),
+  keepAliveTimeoutMs: Type.Optional(Ms('Idle time before a keep-alive connection is closed')),
+  maxConnections: Type.Optional(PosInt('Maximum open connections on this listener')),
+  maxConnectionsPerIp: Type.Optional(PosInt('Maximum open connections from one client IP (socket peer)')),
+  maxRequestsPerConnection: Type.Optional(Type.Integer({ minimum: 0, description: '0 = unlimited' })),
+}, { description: 'Protocol limits; every field has a safe default' });
+export type ListenerLimits = Static<typeof ListenerLimitsSchema>;
+
+export const ListenerSchema = Obj({
+  name: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9_.-]+$' }),
+  address: Type.Optional(Type.String({ default: '0.0.0.0', description: 'Bind address' })),
+  port: Type.Integer({ minimum: 0, maximum: 65535, description: '0 = an ephemeral port (tests)' }),
+  limits: Type.Optional(ListenerLimitsSchema),
+});
+export type ListenerConfig = Static<typeof ListenerSchema>;
+
+// ---------------------------------------------------------------- upstreams
+export const TargetSchema = Obj({
+  url: Type.String({ pattern: '^https?://[^/?#]+/?$', description: 'Origin of one target, e.g. http://10.0.0.5:8080' }),
+  weight: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000, default: 1, description: '0 = drained' })),
+});
+
+export const HashOnSchema = Type.Union([
+  Obj({ header: HeaderName }),
+  Obj({ cookie: Type.String({ minLength: 1 }) }),
+  Obj({ clientIp: Type.Literal(true) }),
+]);
+
+export const ActiveHealthCheckSchema = Obj({
+  path: Type.String({ pattern: '^/', default: '/' }),
+  intervalMs: Type.Optional(Ms('Probe interval', 5000)),
+  timeoutMs: Type.Optional(Ms('Probe timeout', 2000)),
+  healthyThreshold: Type.Optional(PosInt('Consecutive successes to mark healthy', 100)),
+  unhealthyThreshold: Type.Optional(PosInt('Consecutive failures to mark unhealthy', 100)),
+  expectStatus: Type.Optional(Type.Array(Type.Integer({ minimum: 100, maximum: 599 }), { minItems: 1, description: 'Healthy statuses (default 200-399)' })),
+  host: Type.Optional(Type.String({ description: 'Host header for probes' })),
+});
+
+export const PassiveHealthCheckSchema = Obj({
+  consecutiveFailures: Type.Optional(PosInt('Failures (connect errors, timeouts, 5xx) in a row that eject a target', 1000)),
+  cooldownMs: Type.Optional(Ms('How long an ejected target stays out before it is tried again', 30000)),
+  failOnStatus: Type.Optional(Type.Array(Type.Integer({ minimum: 500, maximum: 599 }), { description: 'Statuses counted as failures (default 502, 503, 504)' })),
+});
+
+export const CircuitBreakerSchema = Obj({
+  failureRatio: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'Open when failures / requests in the window reach this' })),
+  minRequests: Type.Optional(PosInt('Requests in the window before the ratio is judged')),
+  windowMs: Type.Optional(Ms('Rolling window')),
+  openMs: Type.Optional(Ms('Time the breaker stays open before a half-open probe')),
+  halfOpenRequests: Type.Optional(PosInt('Trial requests allowed while half-open', 1000)),
+});
+
+export const UpstreamTimeoutsSchema = Obj({
+  connectMs: Type.Optional(Ms('TCP (and TLS) connect timeout')),
+  firstByteMs: Type.Optional(Ms('Time from sending the request to the response head (504 after)')),
+  totalMs: Type.Optional(Ms('Whole exchange, including the response body')),
+});
+
+export const RetrySchema = Obj({
+  attempts: Type.Optional(Type.Integer({ minimum: 0, maximum: 10, description: 'Extra attempts after the first (idempotent methods only)' })),
+  budgetRatio: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'Retries may add at most this fraction of requests (retry budget)' })),
+  minRetriesPerSecond: Type.Optional(Type.Integer({ minimum: 0, description: 'Retries always allowed per second regardless of the ratio' })),
+  retryOnStatus: Type.Optional(Type.Array(Type.Integer({ minimum: 500, maximum: 599 }))),
+});
+
+export const UpstreamSchema = Obj({
+  targets: Type.Array(TargetSchema, { minItems: 1 }),
+  balancer: Type.Optional(Type.Union([Type.Literal('round-robin'), Type.Literal('least-requests'), Type.Literal('consistent-hash')], { default: 'round-robin' })),
+  hashOn: Type.Optional(HashOnSchema),
+  healthCheck: Type.Optional(Obj({
+    active: Type.Optional(ActiveHealthCheckSchema),
+    passive: Type.Optional(PassiveHealthCheckSchema),
+  })),
+  circuitBreaker: Type.Optional(CircuitBreakerSchema),
+  timeouts: Type.Optional(UpstreamTimeoutsSchema),
+  retries: Type.Optional(RetrySchema),
+  pool: Type.Optional(Obj({
+    connections: Type.Optional(PosInt('Keep-alive connections per target', 10_000)),
+    keepAliveTimeoutMs: Type.Optional(Ms('Idle upstream connection lifetime')),
+  })),
+});
+export type UpstreamConfig = Static<typeof UpstreamSchema>;
+
+// ---------------------------------------------------------------- routes
+export const HeaderMatchSchema = Type.Union([
+  Obj({ present: Type.Boolean() }),
+  Obj({ equals: Type.String() }),
+  Obj({ oneOf: Type.Array(Type.String(), { minItems: 1 }) }),
+]);
+
+export const RouteMatchSchema = Obj({
+  hosts: Type.Optional(Type.Array(Type.String({ pattern: '^(\\*\\.)?[A-Za-z0-9.-]+(:[0-9]+)?$' }), { minItems: 1, description: 'Exact host names or *.wildcard suffixes' })),
+  path: Type.Optional(Type.String({ pattern: '^/', description: 'Exact path, with :param segments, or ending in /* (wildcard)' })),
+  pathPrefix: Type.Optional(Type.String({ pattern: '^/', description: 'Prefix on segment boundaries: /api matches /api and /api/x, not /apix' })),
+  methods: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Z]+$' }), { minItems: 1 })),
+  headers: Type.Optional(Type.Record(HeaderName, HeaderMatchSchema, { additionalProperties: false })),
+  caseInsensitive: Type.Optional(Type.Boolean({ default: false, description: 'Match the path case-insensitively' })),
+});
+export type RouteMatch = Static<typeof RouteMatchSchema>;
+
+export const HeaderRewriteSchema = Obj({
+  set: Type.Optional(Type.Record(HeaderName, Type.String(), { additionalProperties: false })),
+  add: Type.Optional(Type.Record(HeaderName, Type.String(), { additionalProperties: false })),
+  remove: Type.Optional(Type.Array(HeaderName)),
+});
+export type HeaderRewrite = Static<typeof HeaderRewriteSchema>;
+
+export const RouteSchema = Obj({
+  id: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9_.:-]+$' }),
+  match: RouteMatchSchema,
+  upstream: Type.Optional(Type.String({ description: 'Name of an entry in upstreams' })),
+  respond: Type.Optional(Obj({
+    status: Type.Integer({ minimum: 200, maximum: 599 }),
+    body: Type.Optional(Type.String()),
+    contentType: Type.Optional(Type.String()),
+  }, { description: 'Answer directly instead of proxying' })),
+  stripPrefix: Type.Optional(Type.String({ pattern: '^/' })),
+  rewritePath: Type.Optional(Type.String({ pattern: '^/', description: 'New upstream path; :param and * from the match are substituted' })),
+  requestHeaders: Type.Optional(HeaderRewriteSchema),
+  responseHeaders: Type.Optional(HeaderRewriteSchema),
+  websocket: Type.Optional(Type.Boolean({ default: false })),
+  preserveHost: Type.Optional(Type.Boolean({ default: false, description: 'Send the client Host upstream instead of the target host' })),
+  exposeUpstreamErrors: Type.Optional(Type.Boolean({ default: false, description: 'Pass 5xx bodies from the upstream to the client' })),
+  listeners: Type.Optional(Type.Array(Type.String(), { description: 'Only on these listeners (default all)' })),
+  limits: Type.Optional(Obj({ maxBodyBytes: Type.Optional(Type.Integer({ minimum: 0 })) })),
+});
+export type RouteConfig = Static<typeof RouteSchema>;
+
+// ---------------------------------------------------------------- global stages
+export const AccessLogSchema = Obj({
+  enabled: Type.Optional(Type.Boolean({ default: true })),
+  destination: Type.Optional(Type.String({ default: 'stdout', description: "'stdout', 'stderr' or a file path" })),
+  redactHeaders: Type.Optional(Type.Array(HeaderName, { description: 'Extra secret-bearing headers (Authorization, Cookie, Set-Cookie, Proxy-Authorization always)' })),
+  redactQuery: Type.Optional(Type.Array(Type.String(), { description: 'Query parameters whose values are redacted (defaults include token, access_token, api_key, key, password, secret)' })),
+  includeHeaders: Type.Optional(Type.Array(HeaderName, { description: 'Request headers copied into the log line (redacted when secret)' })),
+});
+
+export const RequestIdSchema = Obj({
+  header: Type.Optional(HeaderName),
+  trustIncoming: Type.Optional(Type.Union([Type.Literal('never'), Type.Literal('trusted-proxies'), Type.Literal('always')], { default: 'trusted-proxies' })),
+});
+
+export const ServerSchema = Obj({
+  workers: Type.Optional(Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 1, maximum: 256 })], { default: 1 })),
+  trustedProxies: Type.Optional(Type.Array(Cidr, { description: 'Peers whose Forwarded / X-Forwarded-For is believed' })),
+  shutdownTimeoutMs: Type.Optional(Ms('Drain deadline on SIGTERM', 30000)),
+  watchConfig: Type.Optional(Type.Boolean({ default: true, description: 'Reload when the config file changes' })),
+  status: Type.Optional(Obj({
+    enabled: Type.Optional(Type.Boolean({ default: true })),
+    address: Type.Optional(Type.String({ default: '127.0.0.1' })),
+    port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, default: 9901 })),
+  })),
+  via: Type.Optional(Type.String({ default: 'portcullis', description: 'Pseudonym used in the Via header' })),
+});
+
+export const GatewayConfigSchema = Obj({
+  $schema: Type.Optional(Type.String()),
+  version: Type.Optional(Type.Literal(1)),
+  server: Type.Optional(ServerSchema),
+  listeners: Type.Array(ListenerSchema, { minItems: 1 }),
+  upstreams: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]+$' }), UpstreamSchema, { additionalProperties: false })),
+  routes: Type.Array(RouteSchema, { minItems: 1 }),
+  requestId: Type.Optional(RequestIdSchema),
+  accessLog: Type.Optional(AccessLogSchema),
+}, {
+  $id: 'https://portcullis.dev/schema/portcullis.schema.json',
+  title: 'Portcullis gateway configuration',
+});
+export type GatewayConfig = Static<typeof GatewayConfigSchema>;
+
+export type { TSchema };

@@ -1,0 +1,158 @@
+// Compile step: a validated configuration becomes a GatewayRuntime of plain closures and tables.
+// Everything that can be decided once (routing tables, header sets, stage chains, limits) is decided here,
+// so the request path only looks things up.
+import type { GatewayConfig, RouteConfig, ListenerLimits } from '../config/schema.js';
+import { compileRouter, type RouteEntry } from '../routing/router.js';
+import { parseCidrList } from '../net/cidr.js';
+import { compileClientIpResolver } from '../net/client-ip.js';
+import { createUpstream } from '../upstream/upstream.js';
+import type { Upstream, UpstreamEvent } from '../upstream/types.js';
+import * as requestId from '../stages/request-id/request-id.js';
+import * as accessLog from '../stages/access-log/access-log.js';
+import { compileRequestHeaders, compileResponseHeaders } from '../stages/headers/headers.js';
+import type { RequestContext } from '../pipeline/context.js';
+import type { Logger } from '../observability/logger.js';
+import type { CompiledRoute, GatewayRuntime, ListenerLimitsResolved, ListenerRuntime } from './runtime.js';
+
+/** Safe protocol defaults for every listener (docs/configuration.md lists them). */
+export const DEFAULT_LIMITS: ListenerLimitsResolved = Object.freeze({
+  maxHeaderBytes: 16 * 1024,
+  maxHeaderCount: 100,
+  maxUrlLength: 8 * 1024,
+  maxBodyBytes: 10 * 1024 * 1024,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 60_000,
+  keepAliveTimeoutMs: 5_000,
+  maxConnections: 10_000,
+  maxConnectionsPerIp: 512,
+  maxRequestsPerConnection: 0,
+});
+
+export function resolveLimits(l: ListenerLimits | undefined): ListenerLimitsResolved {
+  return { ...DEFAULT_LIMITS, ...stripUndefined(l ?? {}) };
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+export interface CompileOptions {
+  generation: number;
+  logger: Logger;
+  /** upstream event sink (ejections, health changes) */
+  onUpstreamEvent?: (name: string, e: UpstreamEvent) => void;
+  /** disable the access log regardless of config (tests that want quiet output) */
+  accessLog?: boolean;
+  /** upstreams carried over unchanged from the previous generation (keeps pools and health state) */
+  reuseUpstreams?: ReadonlyMap<string, Upstream>;
+}
+
+export class CompileError extends Error {
+  constructor(readonly path: string, message: string) { super(`${path}: ${message}`); }
+}
+
+export function compileGateway(cfg: GatewayConfig, opts: CompileOptions): GatewayRuntime {
+  const trustedList = cfg.server?.trustedProxies ?? [];
+  const trustedParsed = parseCidrList(trustedList);
+  if (!trustedParsed.ok) {
+    const e = trustedParsed.errors[0]!;
+    throw new CompileError(`server.trustedProxies[${e.index}]`, e.reason);
+  }
+  const trusted = trustedParsed.matcher;
+
+  const upstreams = new Map<string, Upstream>();
+  for (const [name, ucfg] of Object.entries(cfg.upstreams ?? {})) {
+    upstreams.set(name, opts.reuseUpstreams?.get(name) ?? createUpstream(name, ucfg, { onEvent: (e) => opts.onUpstreamEvent?.(name, e) }));
+  }
+
+  const listeners = new Map<string, ListenerRuntime>();
+  for (const l of cfg.listeners) listeners.set(l.name, { config: l, limits: resolveLimits(l.limits) });
+
+  const entries: RouteEntry<CompiledRoute>[] = [];
+  let needsHeaders = false;
+  cfg.routes.forEach((r, i) => {
+    if (r.match.headers !== undefined && Object.keys(r.match.headers).length > 0) needsHeaders = true;
+    entries.push({ id: r.id, match: r.match, value: compileRoute(r, i, upstreams), ...(r.listeners ? { listeners: r.listeners } : {}) });
+  });
+  let router;
+  try {
+    router = compileRouter(entries);
+  } catch (err) {
+    throw new CompileError('routes', (err as Error).message);
+  }
+
+  return {
+    generation: opts.generation,
+    router,
+    routerNeedsHeaders: needsHeaders,
+    trusted,
+    resolveClientIp: compileClientIpResolver(trusted),
+    requestId: requestId.compile(cfg.requestId),
+    accessLog: opts.accessLog === false ? undefined : accessLog.compile(cfg.accessLog),
+    via: `1.1 ${cfg.server?.via ?? 'portcullis'}`,
+    upstreams,
+    listeners,
+    logger: opts.logger,
+    inflight: { count: 0, onIdle: undefined },
+  };
+}
+
+function compileRoute(r: RouteConfig, index: number, upstreams: ReadonlyMap<string, Upstream>): CompiledRoute {
+  const upstream = r.upstream !== undefined ? upstreams.get(r.upstream) : undefined;
+  if (r.upstream !== undefined && upstream === undefined) throw new CompileError(`routes[${index}].upstream`, `unknown upstream "${r.upstream}"`);
+  if ((upstream === undefined) === (r.respond === undefined)) throw new CompileError(`routes[${index}]`, 'a route needs exactly one of "upstream" or "respond"');
+  return {
+    id: r.id,
+    onRequest: [],
+    onResponse: [],
+    onDone: [],
+    upstream,
+    respond: r.respond !== undefined ? {
+      status: r.respond.status,
+      body: Buffer.from(r.respond.body ?? ''),
+      contentType: r.respond.contentType ?? 'text/plain; charset=utf-8',
+    } : undefined,
+    rewritePath: compileRewrite(r),
+    requestHeaders: compileRequestHeaders(r.requestHeaders),
+    responseHeaders: compileResponseHeaders(r.responseHeaders),
+    websocket: r.websocket ?? false,
+    preserveHost: r.preserveHost ?? false,
+    exposeUpstreamErrors: r.exposeUpstreamErrors ?? false,
+    maxBodyBytes: r.limits?.maxBodyBytes,
+  };
+}
+
+/**
+ * stripPrefix removes a leading path (on a segment boundary); rewritePath replaces the path, substituting
+ * `:name` with the matched parameter and `*` with the wildcard remainder. Both work on the decoded,
+ * normalized path; the proxy re-encodes the result canonically.
+ */
+function compileRewrite(r: RouteConfig): ((ctx: RequestContext) => string) | undefined {
+  if (r.rewritePath !== undefined) {
+    const parts = r.rewritePath.split(/(:[A-Za-z_][A-Za-z0-9_]*|\*)/).filter((p) => p !== '');
+    return (ctx) => {
+      let out = '';
+      for (const p of parts) {
+        if (p === '*') out += ctx.wildcard ?? '';
+        else if (p.charCodeAt(0) === 58 /* : */) out += ctx.params[p.slice(1)] ?? '';
+        else out += p;
+      }
+      return collapseSlashes(out);
+    };
+  }
+  if (r.stripPrefix !== undefined) {
+    const prefix = r.stripPrefix.endsWith('/') ? r.stripPrefix.slice(0, -1) : r.stripPrefix;
+    return (ctx) => {
+      const p = ctx.path;
+      if (p === prefix) return '/';
+      if (p.startsWith(prefix) && p.charCodeAt(prefix.length) === 47 /* / */) return p.slice(prefix.length);
+      return p;
+    };
+  }
+  return undefined;
+}
+
+function collapseSlashes(p: string): string {
+  const out = p.replace(/\/{2,}/g, '/');
+  return out.startsWith('/') ? out : `/${out}`;
+}

@@ -1,0 +1,79 @@
+// The compiled form of one configuration generation. Built once by compile.ts, swapped atomically on
+// reload; a request captures the generation it started with and finishes on it.
+import type { CompiledStage } from '../pipeline/types.js';
+import type { Router } from '../routing/router.js';
+import type { Upstream } from '../upstream/types.js';
+import type { IpMatcher } from '../net/cidr.js';
+import type { ClientIpResolver } from '../net/client-ip.js';
+import type { RequestIdStage } from '../stages/request-id/request-id.js';
+import type { AccessLogger } from '../stages/access-log/access-log.js';
+import type { RequestHeaderOps, ResponseHeaders } from '../stages/headers/headers.js';
+import type { RequestContext } from '../pipeline/context.js';
+import type { ListenerConfig } from '../config/schema.js';
+import type { Logger } from '../observability/logger.js';
+
+export type RequestHandlerFn = NonNullable<CompiledStage['onRequest']>;
+export type ResponseHandlerFn = NonNullable<CompiledStage['onResponse']>;
+export type DoneHandlerFn = NonNullable<CompiledStage['onDone']>;
+
+export interface DirectResponse {
+  readonly status: number;
+  readonly body: Buffer;
+  readonly contentType: string;
+}
+
+export interface CompiledRoute {
+  readonly id: string;
+  /** request handlers of the route's stages, in stage order */
+  readonly onRequest: readonly RequestHandlerFn[];
+  /** response-head handlers, in reverse stage order */
+  readonly onResponse: readonly ResponseHandlerFn[];
+  readonly onDone: readonly DoneHandlerFn[];
+  readonly upstream: Upstream | undefined;
+  readonly respond: DirectResponse | undefined;
+  /** computes the decoded upstream path from the context (strip prefix / rewrite), or undefined to keep ctx.path */
+  readonly rewritePath: ((ctx: RequestContext) => string) | undefined;
+  readonly requestHeaders: RequestHeaderOps | undefined;
+  readonly responseHeaders: ((h: ResponseHeaders) => void) | undefined;
+  readonly websocket: boolean;
+  readonly preserveHost: boolean;
+  readonly exposeUpstreamErrors: boolean;
+  /** effective body limit for this route (route override or listener default) per listener name */
+  readonly maxBodyBytes: number | undefined;
+}
+
+export interface ListenerLimitsResolved {
+  readonly maxHeaderBytes: number;
+  readonly maxHeaderCount: number;
+  readonly maxUrlLength: number;
+  readonly maxBodyBytes: number;
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+  readonly maxConnections: number;
+  readonly maxConnectionsPerIp: number;
+  readonly maxRequestsPerConnection: number;
+}
+
+export interface ListenerRuntime {
+  readonly config: ListenerConfig;
+  readonly limits: ListenerLimitsResolved;
+}
+
+export interface GatewayRuntime {
+  readonly generation: number;
+  readonly router: Router<CompiledRoute>;
+  /** true when some route matches on headers, so the router needs req.headers (built lazily by Node) */
+  readonly routerNeedsHeaders: boolean;
+  readonly trusted: IpMatcher;
+  readonly resolveClientIp: ClientIpResolver;
+  readonly requestId: RequestIdStage;
+  readonly accessLog: AccessLogger | undefined;
+  /** Via header token, e.g. "1.1 portcullis" */
+  readonly via: string;
+  readonly upstreams: ReadonlyMap<string, Upstream>;
+  readonly listeners: ReadonlyMap<string, ListenerRuntime>;
+  readonly logger: Logger;
+  /** requests currently running on this generation; onIdle fires when a retired generation drains */
+  readonly inflight: { count: number; onIdle: (() => void) | undefined };
+}

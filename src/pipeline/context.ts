@@ -1,0 +1,71 @@
+// The per-request context: everything later stages and the access log need to know about one exchange.
+// A class (not an object literal) so every context has the same shape and V8 keeps property access fast.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+export interface Identity {
+  /** consumer id, subject, or certificate identity, as decided by the authentication stage */
+  readonly id: string;
+  readonly kind: string;
+  readonly roles?: readonly string[];
+  readonly scopes?: readonly string[];
+  readonly claims?: Readonly<Record<string, unknown>>;
+}
+
+export class RequestContext {
+  /** request id: generated, or accepted from a trusted proxy */
+  id = '';
+  /** client IP as derived by the client-ip stage (socket peer unless a trusted proxy vouches) */
+  clientIp = '';
+  /** socket peer address (canonical) */
+  peerIp = '';
+  /** normalized, decoded path used for routing and every stage */
+  path = '';
+  /** raw query string without '?' ('' if none) */
+  query = '';
+  /** path sent upstream, canonically re-encoded (set by the router / rewrite step) */
+  upstreamPath = '';
+  routeId = '';
+  params: Readonly<Record<string, string>> = EMPTY_PARAMS;
+  wildcard: string | undefined = undefined;
+  identity: Identity | undefined = undefined;
+  /** set when a stage or the gateway rejects the request; reported in the access log */
+  blockReason: string | undefined = undefined;
+  status = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  /** performance.now() at arrival */
+  readonly start: number;
+  upstreamStart = 0;
+  upstreamEnd = 0;
+  upstreamTarget = '';
+  attempts = 0;
+  /** what the header scan prepared for the proxy (set once routing succeeded) */
+  plan: ForwardPlan | undefined = undefined;
+  /** set by the proxy while an upstream exchange is open; called if the client goes away */
+  abortUpstream: (() => void) | undefined = undefined;
+
+  constructor(
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly listener: string,
+    readonly secure: boolean,
+    start: number,
+  ) {
+    this.start = start;
+  }
+}
+
+/** Request data gathered by the header scan, consumed by the proxy. */
+export interface ForwardPlan {
+  /** client headers to forward, flat [name, value, ...]; stages may append (identity headers etc.) */
+  readonly fwd: string[];
+  readonly host: string;
+  readonly xff: string | undefined;
+  readonly peerTrusted: boolean;
+  /** -1 = chunked (length unknown), 0 = no body, else Content-Length */
+  readonly bodyLen: number;
+  readonly maxBody: number;
+  readonly upgrade: string | undefined;
+}
+
+export const EMPTY_PARAMS: Readonly<Record<string, string>> = Object.freeze({});

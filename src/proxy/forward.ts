@@ -1,0 +1,276 @@
+// The proxy: one ProxyExchange per request drives undici's dispatch handler API directly. No per-request
+// Readable or stream.pipeline (2.4x the CPU on Node 20, see shared/research/perf-baseline.md): the client
+// request is handed to undici as the body stream, and response chunks are written straight to the client
+// with pause/resume backpressure.
+import type { Dispatcher } from 'undici';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { RequestContext, ForwardPlan } from '../pipeline/context.js';
+import type { CompiledRoute, GatewayRuntime } from '../gateway/runtime.js';
+import type { AttemptOutcome, Upstream, UpstreamTarget } from '../upstream/types.js';
+import { encodePathForUpstream } from '../routing/normalize.js';
+import { sendProblem } from '../server/problem.js';
+
+type DispatchController = Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseStart']>>[0];
+
+/** Response headers that describe the upstream connection, not the response (RFC 9110 7.6.1), or leak versions. */
+const RESPONSE_DROP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'server', 'x-powered-by', 'x-aspnet-version', 'x-aspnetmvc-version'];
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
+
+const enum Mode { Pass, Discard, Retry }
+
+export function forwardRequest(rt: GatewayRuntime, ctx: RequestContext, route: CompiledRoute, plan: ForwardPlan): void {
+  const up = route.upstream!;
+  const path = route.rewritePath !== undefined ? route.rewritePath(ctx) : ctx.path;
+  ctx.upstreamPath = ctx.query === '' ? encodePathForUpstream(path) : `${encodePathForUpstream(path)}?${ctx.query}`;
+  const h = plan.fwd;
+  h.push(
+    'x-forwarded-for', plan.peerTrusted && plan.xff !== undefined ? `${plan.xff}, ${ctx.peerIp}` : ctx.peerIp,
+    'x-forwarded-proto', ctx.secure ? 'https' : 'http',
+    'x-forwarded-host', plan.host,
+    'via', rt.via,
+    rt.requestId.header, ctx.id,
+  );
+  if (plan.bodyLen > 0) h.push('content-length', String(plan.bodyLen));
+  // The Host pair goes last so that a retry to another target only rewrites these two slots.
+  h.push('host', plan.host);
+  const ex = new ProxyExchange(rt, ctx, route, up, plan, h);
+  ex.attempt();
+}
+
+export function hashKeyFor(up: Upstream, ctx: RequestContext): string | undefined {
+  const on = up.hashOn;
+  if (on === undefined) return undefined;
+  switch (on.kind) {
+    case 'clientIp': return ctx.clientIp;
+    case 'header': {
+      const v = ctx.req.headers[on.name];
+      return Array.isArray(v) ? v[0] : v;
+    }
+    case 'cookie': return cookieValue(ctx.req.headers.cookie, on.name);
+  }
+}
+
+function cookieValue(header: string | undefined, name: string): string | undefined {
+  if (header === undefined) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq !== -1 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+export class ProxyExchange implements Dispatcher.DispatchHandler {
+  private target: UpstreamTarget | undefined;
+  private controller: DispatchController | undefined;
+  private mode = Mode.Pass;
+  private status = 0;
+  private tried: UpstreamTarget[] | undefined;
+  private retriesLeft: number;
+  private timer: NodeJS.Timeout | undefined;
+  private finished = false;
+  private readonly hashKey: string | undefined;
+  private readonly hasBody: boolean;
+  private readonly hostIndex: number;
+
+  constructor(
+    private readonly rt: GatewayRuntime,
+    private readonly ctx: RequestContext,
+    private readonly route: CompiledRoute,
+    private readonly up: Upstream,
+    private readonly plan: ForwardPlan,
+    private readonly headers: string[],
+  ) {
+    this.hasBody = plan.bodyLen !== 0;
+    // Only requests we can replay exactly are retried: idempotent, and no body stream already consumed.
+    this.retriesLeft = !this.hasBody && IDEMPOTENT.has(ctx.req.method ?? '') ? up.retry.attempts : 0;
+    this.hashKey = hashKeyFor(up, ctx);
+    this.hostIndex = headers.length - 1;
+    ctx.abortUpstream = () => this.abort(new Error('client closed the connection'));
+    const total = up.timeouts.totalMs;
+    if (total > 0) {
+      this.timer = setTimeout(() => this.abort(new TotalTimeoutError()), total);
+      this.timer.unref();
+    }
+    if (plan.bodyLen === -1) this.limitChunkedBody();
+  }
+
+  attempt(): void {
+    const ctx = this.ctx;
+    const target = this.up.pick(this.hashKey, this.tried);
+    if (target === null) return this.fail(503, 'upstream-unavailable', 'no healthy upstream target is available');
+    this.target = target;
+    this.mode = Mode.Pass;
+    this.status = 0;
+    this.up.begin(target);
+    if (ctx.attempts++ === 0) ctx.upstreamStart = performance.now();
+    ctx.upstreamTarget = target.origin;
+    if (!this.route.preserveHost) this.headers[this.hostIndex] = target.host;
+    try {
+      target.dispatcher.dispatch({
+        method: ctx.req.method ?? 'GET',
+        path: ctx.upstreamPath,
+        headers: this.headers,
+        body: this.hasBody ? ctx.req : null,
+        headersTimeout: this.up.timeouts.firstByteMs,
+      }, this);
+    } catch (err) {
+      // undici validates headers when it builds the request: a value Node's parser let through but undici
+      // refuses must become a 400 here, never an exception that takes the worker down.
+      this.up.end(target, { kind: 'error', error: 'other' });
+      this.settle();
+      const e = err as { code?: string };
+      if (e.code === 'UND_ERR_INVALID_ARG') return this.fail(400, 'bad-request', 'the request cannot be forwarded');
+      this.rt.logger.error({ err, request_id: ctx.id }, 'dispatch failed');
+      return this.fail(502, 'upstream-error', 'the upstream request could not be sent');
+    }
+  }
+
+  onRequestStart(controller: DispatchController): void {
+    this.controller = controller;
+    if (this.ctx.res.destroyed) controller.abort(new Error('client closed the connection'));
+  }
+
+  onResponseStart(controller: DispatchController, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
+    this.status = statusCode;
+    const ctx = this.ctx;
+    if (this.retriesLeft > 0 && this.up.retry.retryOnStatus.has(statusCode) && this.up.retry.tryAcquireRetry()) {
+      this.retriesLeft--;
+      this.mode = Mode.Retry;
+      return;
+    }
+    ctx.upstreamEnd = performance.now();
+    ctx.status = statusCode;
+    const res = ctx.res;
+    if (statusCode >= 500 && !this.route.exposeUpstreamErrors) {
+      // Upstream error bodies carry stack traces and internals: the client gets a problem document instead.
+      this.mode = Mode.Discard;
+      ctx.blockReason = undefined;
+      sendProblem(res, statusCode, 'upstream-error', 'the upstream service failed', ctx.id, this.rt.requestId.header);
+      return;
+    }
+    const h = headers as Record<string, string | string[] | number | undefined>;
+    const conn = h.connection;
+    if (typeof conn === 'string' && conn.includes(',')) for (const t of conn.split(',')) delete h[t.trim().toLowerCase()];
+    else if (typeof conn === 'string') delete h[conn.trim().toLowerCase()];
+    for (let i = 0; i < RESPONSE_DROP.length; i++) delete h[RESPONSE_DROP[i]!];
+    h['x-content-type-options'] = 'nosniff';
+    h[this.rt.requestId.header] = ctx.id;
+    h.via = this.rt.via;
+    if (this.route.responseHeaders !== undefined) this.route.responseHeaders(h);
+    const stages = this.route.onResponse;
+    for (let i = stages.length - 1; i >= 0; i--) stages[i]!(ctx, statusCode, h);
+    try {
+      res.writeHead(statusCode, statusMessage || undefined, h as Record<string, string | string[] | number>);
+    } catch (err) {
+      // e.g. a header value Node refuses to write: the upstream reply is unusable.
+      this.mode = Mode.Discard;
+      this.rt.logger.warn({ err, request_id: ctx.id, upstream: this.target?.origin }, 'invalid upstream response head');
+      controller.abort(new Error('invalid upstream response head'));
+      return;
+    }
+    res.on('drain', () => controller.resume());
+  }
+
+  onResponseData(controller: DispatchController, chunk: Buffer): void {
+    if (this.mode !== Mode.Pass) return;
+    this.ctx.bytesOut += chunk.length;
+    if (!this.ctx.res.write(chunk)) controller.pause();
+  }
+
+  onResponseEnd(): void {
+    this.up.end(this.target!, { kind: 'response', status: this.status });
+    if (this.mode === Mode.Retry) return this.retry();
+    this.settle();
+    if (this.mode === Mode.Pass) this.ctx.res.end();
+  }
+
+  onResponseError(_controller: DispatchController, err: Error): void {
+    const kind = classify(err);
+    if (this.target !== undefined && kind.outcome !== undefined) this.up.end(this.target, kind.outcome);
+    else if (this.target !== undefined) this.up.end(this.target, { kind: 'error', error: 'other' });
+    const ctx = this.ctx;
+    if (this.finished || ctx.res.destroyed) return this.settle();
+    if (kind.retryable && this.mode !== Mode.Discard && !ctx.res.headersSent && this.retriesLeft > 0 && this.up.retry.tryAcquireRetry()) {
+      this.retriesLeft--;
+      return this.retry();
+    }
+    this.settle();
+    if (this.mode === Mode.Discard && ctx.res.headersSent) return;
+    if (kind.status === 0) return;
+    if (kind.status >= 500) this.rt.logger.warn({ request_id: ctx.id, upstream: this.target?.origin, code: (err as { code?: string }).code, msg: err.message }, 'upstream exchange failed');
+    this.fail(kind.status, kind.code, kind.detail);
+  }
+
+  private retry(): void {
+    (this.tried ??= []).push(this.target!);
+    this.attempt();
+  }
+
+  private abort(reason: Error): void {
+    if (this.controller !== undefined && !this.controller.aborted) this.controller.abort(reason);
+    else if (reason instanceof TotalTimeoutError && !this.finished) { this.settle(); this.fail(504, 'upstream-timeout', 'the upstream service did not answer in time'); }
+  }
+
+  private settle(): void {
+    this.finished = true;
+    this.ctx.abortUpstream = undefined;
+    if (this.timer !== undefined) { clearTimeout(this.timer); this.timer = undefined; }
+  }
+
+  private fail(status: number, code: string, detail: string): void {
+    const ctx = this.ctx;
+    this.settle();
+    ctx.status = status;
+    ctx.blockReason = code;
+    if (ctx.res.headersSent) { ctx.res.destroy(); return; }
+    sendProblem(ctx.res, status, code, detail, ctx.id, this.rt.requestId.header, status === 503 ? { 'retry-after': '1' } : undefined, this.hasBody);
+  }
+
+  /** A chunked body has no length up front: count it as it streams and cut it at the limit. */
+  private limitChunkedBody(): void {
+    const ctx = this.ctx;
+    const max = this.plan.maxBody;
+    const req = ctx.req;
+    const onData = (chunk: Buffer) => {
+      ctx.bytesIn += chunk.length;
+      if (ctx.bytesIn > max) {
+        req.off('data', onData);
+        ctx.blockReason = 'body-too-large';
+        if (this.controller !== undefined && !this.controller.aborted) this.controller.abort(new BodyLimitError());
+        else this.fail(413, 'body-too-large', `request body larger than ${max} bytes`);
+      }
+    };
+    req.on('data', onData);
+  }
+}
+
+class TotalTimeoutError extends Error { readonly code = 'PORTCULLIS_TOTAL_TIMEOUT'; }
+class BodyLimitError extends Error { readonly code = 'PORTCULLIS_BODY_LIMIT'; }
+
+interface Classified { status: number; code: string; detail: string; retryable: boolean; outcome: AttemptOutcome | undefined }
+
+function classify(err: Error): Classified {
+  const code = (err as { code?: string }).code ?? '';
+  switch (code) {
+    case 'PORTCULLIS_BODY_LIMIT': return { status: 413, code: 'body-too-large', detail: 'request body too large', retryable: false, outcome: undefined };
+    case 'PORTCULLIS_TOTAL_TIMEOUT': return { status: 504, code: 'upstream-timeout', detail: 'the upstream service did not answer in time', retryable: false, outcome: { kind: 'error', error: 'timeout' } };
+    case 'UND_ERR_CONNECT_TIMEOUT': return { status: 504, code: 'upstream-timeout', detail: 'the upstream service could not be reached in time', retryable: true, outcome: { kind: 'error', error: 'connect' } };
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_BODY_TIMEOUT': return { status: 504, code: 'upstream-timeout', detail: 'the upstream service did not answer in time', retryable: false, outcome: { kind: 'error', error: 'timeout' } };
+    case 'ECONNREFUSED':
+    case 'ENOTFOUND':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH': return { status: 502, code: 'upstream-unreachable', detail: 'the upstream service could not be reached', retryable: true, outcome: { kind: 'error', error: 'connect' } };
+    case 'ECONNRESET':
+    case 'EPIPE':
+    case 'UND_ERR_SOCKET':
+    case 'UND_ERR_CLOSED': return { status: 502, code: 'upstream-error', detail: 'the upstream connection failed', retryable: true, outcome: { kind: 'error', error: 'reset' } };
+    case 'UND_ERR_INVALID_ARG':
+    case 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH': return { status: 400, code: 'bad-request', detail: 'the request cannot be forwarded', retryable: false, outcome: undefined };
+    case 'UND_ERR_ABORTED':
+    case 'ABORT_ERR': return { status: 0, code: 'aborted', detail: '', retryable: false, outcome: undefined };
+    default:
+      if (err.message === 'client closed the connection') return { status: 0, code: 'aborted', detail: '', retryable: false, outcome: undefined };
+      return { status: 502, code: 'upstream-error', detail: 'the upstream response was invalid', retryable: false, outcome: { kind: 'error', error: 'other' } };
+  }
+}

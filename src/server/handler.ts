@@ -1,0 +1,331 @@
+// The per-request entry point: protocol checks, client identity, normalization, routing, the route's
+// stage chain, then the proxy (or a direct response). Everything here runs for every request, so it
+// reads the compiled runtime and allocates as little as it can: one context, one upstream header array.
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { RequestContext } from '../pipeline/context.js';
+import type { StageOutcome } from '../pipeline/types.js';
+import { normalizeRequestTarget } from '../routing/normalize.js';
+import { canonicalIp } from '../net/cidr.js';
+import { sendProblem, SECURITY_HEADERS } from './problem.js';
+import { forwardRequest } from '../proxy/forward.js';
+import { forwardUpgrade } from '../proxy/websocket.js';
+import type { CompiledRoute, GatewayRuntime } from '../gateway/runtime.js';
+
+/** Holds the active configuration generation; swapped on reload. */
+export interface RuntimeHolder { current: GatewayRuntime }
+
+const kPeer = Symbol('portcullis.peer');
+const kCtx = Symbol('portcullis.ctx');
+type PeerSocket = Socket & { [kPeer]?: string };
+type CtxResponse = ServerResponse & { [kCtx]?: RequestContext; [kRt]?: GatewayRuntime; [kRoute]?: CompiledRoute };
+const kRt = Symbol('portcullis.rt');
+const kRoute = Symbol('portcullis.route');
+
+// Request headers the gateway owns. Clients may not set them (spoofing, routing overrides), or they are
+// hop-by-hop (RFC 9110 7.6.1) and must not be forwarded. Value = what the scan does with them.
+const enum H { Host = 1, ContentLength, TransferEncoding, Connection, Drop, Xff, Forwarded, Upgrade }
+const HEADER_KIND = new Map<string, H>([
+  ['host', H.Host],
+  ['content-length', H.ContentLength],
+  ['transfer-encoding', H.TransferEncoding],
+  ['connection', H.Connection],
+  ['upgrade', H.Upgrade],
+  ['keep-alive', H.Drop], ['proxy-connection', H.Drop], ['te', H.Drop], ['trailer', H.Drop],
+  ['proxy-authorization', H.Drop], ['proxy-authenticate', H.Drop],
+  // `Expect: 100-continue` is answered by Node's server itself; undici refuses to send it.
+  ['expect', H.Drop],
+  ['x-forwarded-for', H.Xff], ['forwarded', H.Forwarded],
+  ['x-forwarded-proto', H.Drop], ['x-forwarded-host', H.Drop], ['x-forwarded-port', H.Drop], ['x-forwarded-prefix', H.Drop],
+  ['x-real-ip', H.Drop], ['via', H.Drop],
+  // Path overrides some frameworks honour: a client could route around the gateway's authorization.
+  ['x-original-url', H.Drop], ['x-rewrite-url', H.Drop], ['x-original-uri', H.Drop], ['x-override-url', H.Drop],
+  ['x-http-method-override', H.Drop], ['x-http-method', H.Drop], ['x-method-override', H.Drop],
+]);
+
+const DIGITS = /^[0-9]{1,15}$/;
+const HAS_CTL = /[\x00-\x08\x0a-\x1f\x7f]/;
+
+/** Per-request scratch filled by the header scan. */
+interface Scan {
+  host: string | undefined;
+  hostCount: number;
+  contentLength: string | undefined;
+  clCount: number;
+  te: string | undefined;
+  teCount: number;
+  connection: string | undefined;
+  upgrade: string | undefined;
+  xff: string | undefined;
+  forwarded: string | undefined;
+  requestId: string | undefined;
+  bad: string | undefined;
+}
+
+export function createRequestHandler(holder: RuntimeHolder, listener: string, secure: boolean) {
+  return function handleRequest(req: IncomingMessage, res: ServerResponse): void {
+    const rt = holder.current;
+    const ctx = new RequestContext(req, res, listener, secure, performance.now());
+    const r = res as CtxResponse;
+    r[kCtx] = ctx;
+    r[kRt] = rt;
+    rt.inflight.count++;
+    res.once('close', onResponseClose);
+    const route = prepare(rt, ctx, req, res, false);
+    if (route === undefined) return;
+    r[kRoute] = route;
+    runStages(rt, ctx, route, 0);
+  };
+}
+
+/**
+ * Shared by HTTP requests and WebSocket upgrades: checks, identity, normalization, routing.
+ * Returns the route, or undefined after answering the client itself.
+ */
+export function prepare(rt: GatewayRuntime, ctx: RequestContext, req: IncomingMessage, res: ServerResponse | undefined, isUpgrade: boolean): CompiledRoute | undefined {
+  const socket = req.socket as PeerSocket;
+  let peer = socket[kPeer];
+  if (peer === undefined) peer = socket[kPeer] = canonicalIp(socket.remoteAddress ?? '') ?? '0.0.0.0';
+  ctx.peerIp = peer;
+  const lim = rt.listeners.get(ctx.listener)!.limits;
+  const raw = req.rawHeaders;
+
+  const s: Scan = {
+    host: undefined, hostCount: 0, contentLength: undefined, clCount: 0, te: undefined, teCount: 0,
+    connection: undefined, upgrade: undefined, xff: undefined, forwarded: undefined, requestId: undefined, bad: undefined,
+  };
+  const fwd: string[] = [];
+  const reqIdHeader = rt.requestId.header;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    // Node's strict parser already refuses CR/LF/NUL; other control bytes would make undici throw later.
+    if (HAS_CTL.test(value)) { s.bad = 'control character in header value'; break; }
+    const lower = name.toLowerCase();
+    const kind = HEADER_KIND.get(lower);
+    if (kind === undefined) {
+      if (lower === reqIdHeader) { s.requestId = value; continue; }
+      fwd.push(name, value);
+      continue;
+    }
+    switch (kind) {
+      case H.Host: s.hostCount++; s.host = value; break;
+      case H.ContentLength: s.clCount++; s.contentLength = value; break;
+      case H.TransferEncoding: s.teCount++; s.te = value; break;
+      case H.Connection: s.connection = s.connection === undefined ? value : `${s.connection},${value}`; break;
+      case H.Upgrade: s.upgrade = value; break;
+      case H.Xff: s.xff = s.xff === undefined ? value : `${s.xff}, ${value}`; break;
+      case H.Forwarded: s.forwarded = s.forwarded === undefined ? value : `${s.forwarded}, ${value}`; break;
+      default: break;
+    }
+  }
+
+  const peerTrusted = !rt.trusted.empty && rt.trusted.contains(peer);
+  ctx.clientIp = peerTrusted ? rt.resolveClientIp(peer, s.forwarded, s.xff) : peer;
+  ctx.id = rt.requestId.assign(s.requestId, peerTrusted);
+
+  const fail = (status: number, code: string, detail: string, close = false): undefined => {
+    ctx.blockReason = code;
+    ctx.status = status;
+    if (res) sendProblem(res, status, code, detail, ctx.id, reqIdHeader, undefined, close);
+    else rejectUpgrade(req.socket, status);
+    return undefined;
+  };
+
+  // --- protocol hardening: never forward an ambiguous request (request smuggling) ---
+  if (s.bad !== undefined) return fail(400, 'bad-header', s.bad, true);
+  if (raw.length / 2 > lim.maxHeaderCount) return fail(431, 'too-many-headers', `more than ${lim.maxHeaderCount} header fields`, true);
+  const url = req.url ?? '';
+  if (url.length > lim.maxUrlLength) return fail(414, 'uri-too-long', `request target longer than ${lim.maxUrlLength} bytes`, true);
+  if (s.hostCount !== 1) return fail(400, 'bad-host', s.hostCount === 0 ? 'missing Host header' : 'duplicate Host header', true);
+  if (s.teCount > 0) {
+    if (s.clCount > 0) return fail(400, 'ambiguous-length', 'both Content-Length and Transfer-Encoding', true);
+    if (s.teCount > 1 || s.te!.toLowerCase() !== 'chunked') return fail(400, 'bad-transfer-encoding', 'only "Transfer-Encoding: chunked" is accepted', true);
+  }
+  if (s.clCount > 1) return fail(400, 'ambiguous-length', 'duplicate Content-Length', true);
+  if (s.clCount === 1 && !DIGITS.test(s.contentLength!)) return fail(400, 'bad-content-length', 'invalid Content-Length', true);
+  const method = req.method ?? 'GET';
+  if (method === 'TRACE' || method === 'TRACK' || method === 'CONNECT') return fail(405, 'method-not-allowed', `${method} is not allowed`);
+  if (s.upgrade !== undefined && !isUpgrade) {
+    // An Upgrade header on a plain request (h2c, or a websocket without Connection: upgrade) is dropped, not forwarded.
+    s.upgrade = undefined;
+  }
+
+  const norm = normalizeRequestTarget(url);
+  if (!norm.ok) return fail(400, 'bad-path', norm.reason, true);
+  ctx.path = norm.path;
+  ctx.query = norm.query;
+
+  const bodyLen = s.clCount === 1 ? Number(s.contentLength) : s.teCount === 1 ? -1 : 0;
+  const hit = rt.router.find(ctx.listener, s.host!, method, norm.path, rt.routerNeedsHeaders ? req.headers : EMPTY_HEADERS);
+  if (hit === null) return fail(404, 'no-route', 'no route matches this request');
+  const route = hit.value;
+  ctx.routeId = route.id;
+  ctx.params = hit.params;
+  ctx.wildcard = hit.wildcard;
+  const maxBody = route.maxBodyBytes ?? lim.maxBodyBytes;
+  if (bodyLen > maxBody) return fail(413, 'body-too-large', `request body larger than ${maxBody} bytes`, true);
+  if (bodyLen > 0) ctx.bytesIn = bodyLen;
+
+  // Hop-by-hop headers named in Connection (RFC 9110 7.6.1) must not travel further either.
+  if (s.connection !== undefined) dropConnectionNominated(fwd, s.connection);
+  if (route.requestHeaders !== undefined) applyRequestHeaderOps(fwd, route.requestHeaders.remove, route.requestHeaders.append);
+
+  ctx.plan = { fwd, host: s.host!, xff: s.xff, peerTrusted, bodyLen, maxBody, upgrade: s.upgrade };
+  return route;
+}
+
+
+const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+
+function dropConnectionNominated(fwd: string[], connection: string): void {
+  const names = new Set<string>();
+  for (const t of connection.split(',')) {
+    const n = t.trim().toLowerCase();
+    if (n && n !== 'close' && n !== 'keep-alive' && n !== 'upgrade') names.add(n);
+  }
+  if (names.size === 0) return;
+  filterPairs(fwd, names);
+}
+
+function applyRequestHeaderOps(fwd: string[], remove: ReadonlySet<string>, append: readonly string[]): void {
+  if (remove.size > 0) filterPairs(fwd, remove);
+  for (let i = 0; i < append.length; i++) fwd.push(append[i]!);
+}
+
+function filterPairs(fwd: string[], drop: ReadonlySet<string>): void {
+  let w = 0;
+  for (let i = 0; i < fwd.length; i += 2) {
+    if (drop.has(fwd[i]!.toLowerCase())) continue;
+    fwd[w++] = fwd[i]!;
+    fwd[w++] = fwd[i + 1]!;
+  }
+  fwd.length = w;
+}
+
+/** Runs the route's request stages from index i; stays synchronous until a stage returns a promise. */
+function runStages(rt: GatewayRuntime, ctx: RequestContext, route: CompiledRoute, i: number): void {
+  const stages = route.onRequest;
+  for (; i < stages.length; i++) {
+    let out: StageOutcome | Promise<StageOutcome>;
+    try {
+      out = stages[i]!(ctx);
+    } catch (err) {
+      return internalError(rt, ctx, err);
+    }
+    if (out === undefined) continue;
+    if (isPromise(out)) {
+      const next = i + 1;
+      out.then(
+        (o) => { if (o !== undefined) reject(rt, ctx, o); else if (!ctx.res.destroyed) runStages(rt, ctx, route, next); },
+        (err: unknown) => internalError(rt, ctx, err),
+      );
+      return;
+    }
+    return reject(rt, ctx, out);
+  }
+  dispatch(rt, ctx, route);
+}
+
+function isPromise(x: unknown): x is Promise<StageOutcome> {
+  return typeof x === 'object' && x !== null && typeof (x as { then?: unknown }).then === 'function';
+}
+
+function reject(rt: GatewayRuntime, ctx: RequestContext, o: NonNullable<StageOutcome>): void {
+  ctx.blockReason = o.code;
+  ctx.status = o.status;
+  sendProblem(ctx.res, o.status, o.code, o.detail, ctx.id, rt.requestId.header, o.headers);
+}
+
+function internalError(rt: GatewayRuntime, ctx: RequestContext, err: unknown): void {
+  rt.logger.error({ err, request_id: ctx.id, route: ctx.routeId }, 'stage failed');
+  ctx.blockReason = 'internal-error';
+  ctx.status = 500;
+  sendProblem(ctx.res, 500, 'internal-error', undefined, ctx.id, rt.requestId.header, undefined, true);
+}
+
+function dispatch(rt: GatewayRuntime, ctx: RequestContext, route: CompiledRoute): void {
+  const p = ctx.plan!;
+  if (route.respond !== undefined) {
+    const d = route.respond;
+    const headers: Record<string, string | number> = {
+      'content-type': d.contentType,
+      'content-length': d.body.length,
+      ...SECURITY_HEADERS,
+      [rt.requestId.header]: ctx.id,
+    };
+    ctx.status = d.status;
+    ctx.bytesOut = d.body.length;
+    // A body we will not read must not linger on a keep-alive connection.
+    if (p.bodyLen !== 0) headers.connection = 'close';
+    ctx.res.writeHead(d.status, headers);
+    ctx.res.end(ctx.req.method === 'HEAD' ? undefined : d.body);
+    return;
+  }
+  forwardRequest(rt, ctx, route, p);
+}
+
+function onResponseClose(this: ServerResponse): void {
+  const r = this as CtxResponse;
+  const ctx = r[kCtx];
+  const rt = r[kRt];
+  if (ctx === undefined || rt === undefined) return;
+  if (--rt.inflight.count === 0 && rt.inflight.onIdle !== undefined) rt.inflight.onIdle();
+  const route = r[kRoute];
+  if (route !== undefined) {
+    for (const done of route.onDone) {
+      try { done(ctx); } catch (err) { rt.logger.error({ err }, 'onDone handler failed'); }
+    }
+  }
+  if (ctx.abortUpstream !== undefined && !this.writableFinished) ctx.abortUpstream();
+  rt.accessLog?.log(ctx);
+}
+
+function rejectUpgrade(socket: Socket, status: number): void {
+  if (!socket.writable) { socket.destroy(); return; }
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+}
+
+/** WebSocket (and other Upgrade) requests: same checks and routing; only routes with `websocket: true` pass. */
+export function createUpgradeHandler(holder: RuntimeHolder, listener: string, secure: boolean) {
+  return function handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    const rt = holder.current;
+    socket.on('error', () => socket.destroy());
+    const fakeRes = undefined;
+    const ctx = new RequestContext(req, fakeRes as unknown as ServerResponse, listener, secure, performance.now());
+    const route = prepare(rt, ctx, req, undefined, true);
+    if (route === undefined) { rt.accessLog?.log(ctx); return; }
+    const upgrade = ctx.plan!.upgrade;
+    if (!route.websocket || route.upstream === undefined || upgrade === undefined || upgrade.toLowerCase() !== 'websocket' || req.method !== 'GET') {
+      ctx.status = 400;
+      ctx.blockReason = 'upgrade-not-allowed';
+      rejectUpgrade(socket, 400);
+      rt.accessLog?.log(ctx);
+      return;
+    }
+    runUpgradeStages(rt, ctx, route, socket, head, 0);
+  };
+}
+
+function runUpgradeStages(rt: GatewayRuntime, ctx: RequestContext, route: CompiledRoute, socket: Socket, head: Buffer, i: number): void {
+  const stages = route.onRequest;
+  for (; i < stages.length; i++) {
+    let out: StageOutcome | Promise<StageOutcome>;
+    try { out = stages[i]!(ctx); } catch { rejectUpgrade(socket, 500); return; }
+    if (out === undefined) continue;
+    if (isPromise(out)) {
+      const next = i + 1;
+      out.then((o) => {
+        if (o !== undefined) { ctx.status = o.status; ctx.blockReason = o.code; rejectUpgrade(socket, o.status); rt.accessLog?.log(ctx); }
+        else runUpgradeStages(rt, ctx, route, socket, head, next);
+      }, () => rejectUpgrade(socket, 500));
+      return;
+    }
+    ctx.status = out.status;
+    ctx.blockReason = out.code;
+    rejectUpgrade(socket, out.status);
+    rt.accessLog?.log(ctx);
+    return;
+  }
+  forwardUpgrade(rt, ctx, route, ctx.plan!, socket, head);
+}

@@ -1,0 +1,65 @@
+// RFC 9457 problem responses. Every error the gateway produces goes through here, so clients always get
+// the same safe shape: no stack traces, no upstream internals, always the request id.
+import { STATUS_CODES, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+
+export const PROBLEM_BASE = 'https://portcullis.dev/problems/';
+
+export function problemBody(status: number, code: string, detail: string | undefined, requestId: string): string {
+  return JSON.stringify({
+    type: PROBLEM_BASE + code,
+    title: STATUS_CODES[status] ?? 'Error',
+    status,
+    ...(detail ? { detail } : {}),
+    request_id: requestId,
+  });
+}
+
+/** Headers every gateway-generated response carries. */
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'x-content-type-options': 'nosniff',
+  'cache-control': 'no-store',
+});
+
+export function sendProblem(
+  res: ServerResponse,
+  status: number,
+  code: string,
+  detail: string | undefined,
+  requestId: string,
+  requestIdHeader: string,
+  extra?: OutgoingHttpHeaders,
+  closeConnection = false,
+): void {
+  if (res.headersSent) {
+    // Too late for a clean answer: cut the connection so the client sees a broken response, never a truncated "success".
+    res.destroy();
+    return;
+  }
+  const body = problemBody(status, code, detail, requestId);
+  const headers: OutgoingHttpHeaders = {
+    ...extra,
+    'content-type': 'application/problem+json',
+    'content-length': Buffer.byteLength(body),
+    ...SECURITY_HEADERS,
+    [requestIdHeader]: requestId,
+  };
+  if (closeConnection) headers.connection = 'close';
+  res.writeHead(status, headers);
+  res.end(res.req.method === 'HEAD' ? undefined : body);
+}
+
+/** For errors the HTTP parser raises before a request object exists: write a raw response and close. */
+export function writeRawProblem(socket: Socket, status: number, code: string, detail: string, requestId: string, requestIdHeader: string): void {
+  if (!socket.writable || socket.destroyed) return;
+  const body = problemBody(status, code, detail, requestId);
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
+      'content-type: application/problem+json\r\n' +
+      `content-length: ${Buffer.byteLength(body)}\r\n` +
+      'x-content-type-options: nosniff\r\ncache-control: no-store\r\n' +
+      `${requestIdHeader}: ${requestId}\r\n` +
+      'connection: close\r\n\r\n' +
+      body,
+  );
+}

@@ -1,0 +1,30 @@
+// Request id stage: every exchange gets an id, returned to the client and sent upstream, so one request
+// can be followed through every log. An incoming id is accepted only from peers the config trusts
+// (by default: trusted proxies), and only if it looks like an id, so clients cannot inject log lines.
+import { randomUUID } from 'node:crypto';
+import type { Static } from '@sinclair/typebox';
+import { RequestIdSchema } from '../../config/schema.js';
+
+export const schema = RequestIdSchema;
+export type RequestIdConfig = Static<typeof RequestIdSchema>;
+
+const SAFE_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
+
+export interface RequestIdStage {
+  /** lower-case header name used both ways */
+  readonly header: string;
+  /** returns the id for this request; `incoming` is the client's header value, `peerTrusted` whether the socket peer is a trusted proxy */
+  assign(incoming: string | undefined, peerTrusted: boolean): string;
+}
+
+export function compile(cfg: RequestIdConfig | undefined): RequestIdStage {
+  const header = (cfg?.header ?? 'x-request-id').toLowerCase();
+  const trust = cfg?.trustIncoming ?? 'trusted-proxies';
+  return {
+    header,
+    assign(incoming, peerTrusted) {
+      if (incoming !== undefined && (trust === 'always' || (trust === 'trusted-proxies' && peerTrusted)) && SAFE_ID.test(incoming)) return incoming;
+      return randomUUID();
+    },
+  };
+}

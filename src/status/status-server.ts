@@ -1,0 +1,44 @@
+// The status listener: liveness and readiness for orchestrators and load balancers. It binds to
+// 127.0.0.1 by default because it is an operator surface, not part of the public API.
+import http from 'node:http';
+import type { RuntimeHolder } from '../server/handler.js';
+
+export interface StatusServer {
+  address(): { address: string; port: number };
+  close(): Promise<void>;
+}
+
+export async function startStatusServer(holder: RuntimeHolder, address: string, port: number): Promise<StatusServer> {
+  const server = http.createServer({ requestTimeout: 5000, headersTimeout: 5000 }, (req, res) => {
+    const send = (status: number, body: unknown) => {
+      const text = JSON.stringify(body);
+      res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'content-length': Buffer.byteLength(text) });
+      res.end(req.method === 'HEAD' ? undefined : text);
+    };
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, { status: 'method not allowed' });
+    if (path === '/healthz') return send(200, { status: 'ok' });
+    if (path === '/readyz') {
+      const rt = holder.current;
+      const notReady: string[] = [];
+      for (const [name, u] of rt.upstreams) if (!u.isReady()) notReady.push(name);
+      return notReady.length === 0
+        ? send(200, { status: 'ready', generation: rt.generation })
+        : send(503, { status: 'not ready', generation: rt.generation, unhealthy_upstreams: notReady });
+    }
+    send(404, { status: 'not found' });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, address, () => { server.off('error', reject); resolve(); });
+  });
+  return {
+    address() {
+      const a = server.address();
+      return a !== null && typeof a === 'object' ? { address: a.address, port: a.port } : { address, port };
+    },
+    close() {
+      return new Promise((resolve) => { server.close(() => resolve()); server.closeAllConnections(); });
+    },
+  };
+}
