@@ -166,6 +166,10 @@ export const RequestIdSchema = Obj({
 export const ServerSchema = Obj({
   workers: Type.Optional(Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 1, maximum: 256 })], { default: 1 })),
   trustedProxies: Type.Optional(Type.Array(Cidr, { description: 'Peers whose Forwarded / X-Forwarded-For is believed' })),
+  clientIpHeader: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('forwarded'), Type.Literal('x-forwarded-for')], {
+    default: 'auto',
+    description: 'Which header trusted proxies use. auto = Forwarded if present, else X-Forwarded-For; set it explicitly if your proxy passes a client-sent Forwarded through',
+  })),
   shutdownTimeoutMs: Type.Optional(Ms('Drain deadline on SIGTERM', 30000)),
   watchConfig: Type.Optional(Type.Boolean({ default: true, description: 'Reload when the config file changes' })),
   status: Type.Optional(Obj({

@@ -86,7 +86,7 @@ export function compileGateway(cfg: GatewayConfig, opts: CompileOptions): Gatewa
     router,
     routerNeedsHeaders: needsHeaders,
     trusted,
-    resolveClientIp: compileClientIpResolver(trusted),
+    resolveClientIp: compileClientIpResolver(trusted, { header: cfg.server?.clientIpHeader ?? 'auto' }),
     requestId: requestId.compile(cfg.requestId),
     accessLog: opts.accessLog === false ? undefined : accessLog.compile(cfg.accessLog),
     via: `1.1 ${cfg.server?.via ?? 'portcullis'}`,
