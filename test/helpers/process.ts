@@ -1,0 +1,63 @@
+// Running the real CLI as a child process (cluster mode, signals, file watching) and reading its
+// structured log lines from stderr.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface LogLine { msg?: string; level?: number; pid?: number; port?: number; listener?: string; [k: string]: unknown }
+
+export interface GatewayProcess {
+  child: ChildProcess;
+  lines: LogLine[];
+  /** resolves with the first log line (seen so far or later) that satisfies pred */
+  waitFor(pred: (l: LogLine) => boolean, timeoutMs?: number, from?: number): Promise<LogLine>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stderr(): string;
+}
+
+export function spawnGateway(args: string[], env: NodeJS.ProcessEnv = {}): GatewayProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    cwd: root,
+    env: { ...process.env, PORTCULLIS_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const lines: LogLine[] = [];
+  let text = '';
+  let buf = '';
+  const waiters = new Set<() => void>();
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (d: string) => {
+    text += d;
+    buf += d;
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) !== -1) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      try { lines.push(JSON.parse(line) as LogLine); } catch { lines.push({ msg: line }); }
+    }
+    for (const w of waiters) w();
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.on('exit', (code, signal) => { for (const w of waiters) w(); resolve({ code, signal }); });
+  });
+  return {
+    child,
+    lines,
+    exited,
+    stderr: () => text,
+    waitFor(pred, timeoutMs = 15_000, from = 0) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          for (let i = from; i < lines.length; i++) if (pred(lines[i]!)) { cleanup(); resolve(lines[i]!); return true; }
+          if (child.exitCode !== null || child.signalCode !== null) { cleanup(); reject(new Error(`gateway exited before the expected log line. stderr:\n${text}`)); return true; }
+          return false;
+        };
+        const timer = setTimeout(() => { cleanup(); reject(new Error(`timed out waiting for a log line. stderr:\n${text}`)); }, timeoutMs);
+        const cleanup = () => { clearTimeout(timer); waiters.delete(w); };
+        const w = () => { check(); };
+        if (!check()) waiters.add(w);
+      });
+    },
+  };
+}
