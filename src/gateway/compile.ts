@@ -142,14 +142,29 @@ function compileRewrite(r: RouteConfig): ((ctx: RequestContext) => string) | und
   }
   if (r.stripPrefix !== undefined) {
     const prefix = r.stripPrefix.endsWith('/') ? r.stripPrefix.slice(0, -1) : r.stripPrefix;
+    // A case-insensitive route matched '/API/x' for prefix '/api': strip that too, as the router folds (ASCII only).
+    const starts = r.match.caseInsensitive === true ? (p: string) => startsWithAsciiCI(p, prefix) : (p: string) => p.startsWith(prefix);
     return (ctx) => {
       const p = ctx.path;
-      if (p === prefix) return '/';
-      if (p.startsWith(prefix) && p.charCodeAt(prefix.length) === 47 /* / */) return p.slice(prefix.length);
+      if (!starts(p)) return p;
+      if (p.length === prefix.length) return '/';
+      if (p.charCodeAt(prefix.length) === 47 /* / */) return p.slice(prefix.length);
       return p;
     };
   }
   return undefined;
+}
+
+function startsWithAsciiCI(s: string, prefix: string): boolean {
+  if (s.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) {
+    let a = s.charCodeAt(i);
+    let b = prefix.charCodeAt(i);
+    if (a >= 65 && a <= 90) a += 32;
+    if (b >= 65 && b <= 90) b += 32;
+    if (a !== b) return false;
+  }
+  return true;
 }
 
 function collapseSlashes(p: string): string {

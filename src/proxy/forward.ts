@@ -17,6 +17,7 @@ const RESPONSE_DROP = ['connection', 'keep-alive', 'proxy-connection', 'transfer
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 
 const enum Mode { Pass, Discard, Retry }
+const CANCELLED: AttemptOutcome = Object.freeze({ kind: 'cancelled' });
 
 export function forwardRequest(rt: GatewayRuntime, ctx: RequestContext, route: CompiledRoute, plan: ForwardPlan): void {
   const up = route.upstream!;
@@ -116,9 +117,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     } catch (err) {
       // undici validates headers when it builds the request: a value Node's parser let through but undici
       // refuses must become a 400 here, never an exception that takes the worker down.
-      this.up.end(target, { kind: 'error', error: 'other' });
-      this.settle();
       const e = err as { code?: string };
+      this.up.end(target, e.code === 'UND_ERR_INVALID_ARG' ? CANCELLED : { kind: 'error', error: 'other' });
+      this.settle();
       if (e.code === 'UND_ERR_INVALID_ARG') return this.fail(400, 'bad-request', 'the request cannot be forwarded');
       this.rt.logger.error({ err, request_id: ctx.id }, 'dispatch failed');
       return this.fail(502, 'upstream-error', 'the upstream request could not be sent');
@@ -186,8 +187,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: DispatchController, err: Error): void {
     const kind = classify(err);
-    if (this.target !== undefined && kind.outcome !== undefined) this.up.end(this.target, kind.outcome);
-    else if (this.target !== undefined) this.up.end(this.target, { kind: 'error', error: 'other' });
+    // No outcome = not the target's fault (client went away, client body too large or malformed): only
+    // in-flight accounting, never a strike for passive health or the breaker.
+    if (this.target !== undefined) this.up.end(this.target, kind.outcome ?? CANCELLED);
     const ctx = this.ctx;
     if (this.finished || ctx.res.destroyed) return this.settle();
     if (kind.retryable && this.mode !== Mode.Discard && !ctx.res.headersSent && this.retriesLeft > 0 && this.up.retry.tryAcquireRetry()) {
@@ -240,6 +242,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
         else this.fail(413, 'body-too-large', `request body larger than ${max} bytes`);
       }
     };
+    // A 'data' listener alone would start the flow now, before undici attaches its own when the upstream
+    // connection is ready: those chunks would be lost (a silently truncated body). Paused, adding listeners
+    // does not resume; undici resumes once it is listening too.
+    req.pause();
     req.on('data', onData);
   }
 }
