@@ -79,7 +79,9 @@ test('legitimate targets pass unchanged or normalize as expected', () => {
     ['/caf%C3%A9', { path: '/café' }],
     ['/caf%c3%a9', { path: '/café' }],
     ['/%F0%9F%98%80', { path: '/😀' }],
-    ['/a;v=1/b', { path: '/a;v=1/b' }],
+    ['/a;v=1/b', { reject: /semicolon in path/ }],
+    ['/admin;x', { reject: /semicolon in path/ }],
+    ['/admin%3Bx', { reject: /semicolon in path/ }],
     ['/a/..b/.c', { path: '/a/..b/.c' }], // only exact '.'/'..' segments are special
     ['/~user', { path: '/~user' }],
     ['/search?q=%2F..%2F', { path: '/search', query: 'q=%2F..%2F' }],
@@ -109,6 +111,11 @@ test('fast path returns the very same string when nothing needs changing', () =>
   check('/a/.?x', { path: '/a/', query: 'x' });
   check('/.', { path: '/' });
   check('//', { path: '/' });
+});
+
+test('allowSemicolon keeps ; literally (but never on dot segments)', () => {
+  check('/a;v=1/b', { path: '/a;v=1/b' }, { allowSemicolon: true });
+  check('/a/..;/admin', { reject: /path parameter on dot segment/ }, { allowSemicolon: true });
 });
 
 test('allowEncodedSlash makes %2F a separator; allowBackslash makes \\ one', () => {
@@ -168,7 +175,7 @@ test('property: encodePathForUpstream round-trips every normalized path', () => 
     if (/%[0-9A-Fa-f]{2}/.test(p)) continue;
     const enc = encodePathForUpstream(p);
     assert.match(enc, /^[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$/, `encoded form is plain ASCII: ${enc}`);
-    const back = normalizeRequestTarget(enc);
+    const back = normalizeRequestTarget(enc, { allowSemicolon: true });
     assert.deepEqual(back, { ok: true, path: p, query: '' }, `round trip of ${JSON.stringify(p)} via ${enc}`);
   }
 });

@@ -12,7 +12,8 @@
 //  - a decoded '%' followed by two hex digits (from %25xx): reject, see DOUBLE_ENCODING below
 //  - dot segments are resolved after decoding; '..' never climbs above '/'; '//' collapses to '/'
 //  - a dot segment carrying a ';' parameter ('..;x', '.;x') is rejected (Tomcat/Jetty strip
-//    parameters before resolving dots, so '/a/..;/admin' reaches '/admin' there)
+//    parameters before resolving dots, so '/a/..;/admin' reaches '/admin' there); any other ';'
+//    (raw or %3B) is rejected too unless allowSemicolon ('/admin;x' is '/admin' to those servers)
 // The query string is returned raw (without '?'); it is only checked for bytes that must never be
 // forwarded (controls, space, non-ASCII, '#').
 
@@ -21,6 +22,12 @@ export interface NormalizeOptions {
   allowEncodedSlash?: boolean;
   /** Accept raw '\' and treat it as a path separator. Default false. (%5C is always rejected.) */
   allowBackslash?: boolean;
+  /**
+   * Accept ';' (raw or %3B) in the path. Default false: servlet containers (Tomcat, Jetty, Spring) strip
+   * ';params' from segments, so '/admin;x' is '/admin' to them while the gateway routed '/admin;x' —
+   * an exact-path deny rule would be bypassed. A dot segment with parameters is rejected regardless.
+   */
+  allowSemicolon?: boolean;
 }
 
 export type NormalizeResult =
@@ -45,6 +52,7 @@ const HEX = '0123456789ABCDEF';
 const fail = (reason: string): NormalizeResult => Object.freeze({ ok: false, reason });
 // Pre-built (frozen, shared) failures: rejecting hostile input should not cost allocations.
 const F_ASTERISK = fail('asterisk-form not supported');
+const F_SEMICOLON = fail('semicolon in path (path parameters are ambiguous)');
 const F_FORM = fail('request target must be origin-form or absolute-form');
 const F_AUTHORITY = fail('invalid authority in absolute-form');
 const F_FRAGMENT = fail('fragment in request target');
@@ -130,7 +138,9 @@ export function normalizeRequestTarget(target: string, opts?: NormalizeOptions):
     if (bad !== null) return bad;
     return { ok: true, path: target.slice(start, i), query: target.slice(i + 1) };
   }
-  return slowPath(target, start, opts);
+  const r = slowPath(target, start, opts);
+  if (r.ok && opts?.allowSemicolon !== true && r.path.includes(';')) return F_SEMICOLON;
+  return r;
 }
 
 function isDotSegment(s: string, from: number, to: number): boolean {

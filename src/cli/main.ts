@@ -1,0 +1,154 @@
+#!/usr/bin/env node
+// The `portcullis` command. Commands live in one table; add new ones (keys, certs, ...) there.
+// Exit status: 0 ok, 1 failure (invalid config, runtime error), 2 usage error.
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { formatIssue, loadConfigFile, type ConfigIssue } from '../config/load.js';
+import { VERSION } from '../version.js';
+import { PROGRAM, UsageError, parseInvocation, renderCommandHelp, renderGlobalHelp, type CommandDef, type OptionDef, type OptionValues } from './args.js';
+
+interface Io {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+interface Command extends CommandDef {
+  run(values: OptionValues, positionals: readonly string[], io: Io): Promise<number>;
+}
+
+const configOption: OptionDef = { type: 'string', short: 'c', valueName: 'FILE', description: 'Configuration file (YAML or JSON)', required: true };
+
+/** A path that does not exist (or is a directory) is a usage error, not an invalid configuration. */
+async function requireConfigFile(file: string, command: string): Promise<void> {
+  let isDir: boolean;
+  try {
+    isDir = (await stat(file)).isDirectory();
+  } catch (e) {
+    const code = typeof e === 'object' && e !== null && 'code' in e ? e.code : undefined;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new UsageError(`config file not found: ${file}`, `${PROGRAM} ${command} --help`);
+    return; // other problems (permissions, ...) are reported by the loader
+  }
+  if (isDir) throw new UsageError(`config file is a directory: ${file}`, `${PROGRAM} ${command} --help`);
+}
+
+function printIssues(io: Io, errors: readonly ConfigIssue[], warnings: readonly ConfigIssue[]): void {
+  for (const i of errors) io.err(formatIssue(i));
+  for (const i of warnings) io.err(formatIssue(i));
+}
+
+const count = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+const commands: readonly Command[] = [
+  {
+    name: 'start',
+    summary: 'Start the gateway',
+    usage: '-c FILE',
+    description: 'Loads and validates the configuration; on any error prints every problem and exits with status 1.',
+    options: { config: configOption },
+    async run(values, _positionals, io) {
+      const file = String(values.config);
+      await requireConfigFile(file, 'start');
+      const result = await loadConfigFile(file);
+      if (!result.ok) {
+        printIssues(io, result.errors, result.warnings);
+        return 1;
+      }
+      printIssues(io, [], result.warnings);
+      // imported lazily: `validate` and `version` never load the runtime
+      const { runGateway } = await import('../gateway/run.js');
+      await runGateway({ configPath: resolve(file), config: result.config });
+      return 0;
+    },
+  },
+  {
+    name: 'validate',
+    summary: 'Check a configuration file and report every problem',
+    usage: '-c FILE',
+    description: 'Prints each error and warning as FILE:LINE:COLUMN: PATH: MESSAGE. Exit status 1 if there is any error, 0 otherwise.',
+    options: { config: configOption },
+    async run(values, _positionals, io) {
+      const file = String(values.config);
+      await requireConfigFile(file, 'validate');
+      const result = await loadConfigFile(file);
+      if (!result.ok) {
+        printIssues(io, result.errors, result.warnings);
+        io.err(`${file}: ${count(result.errors.length, 'error')}${result.warnings.length > 0 ? `, ${count(result.warnings.length, 'warning')}` : ''}`);
+        return 1;
+      }
+      printIssues(io, [], result.warnings);
+      const c = result.config;
+      io.out(`ok: ${file} (${c.routes.length} routes, ${Object.keys(c.upstreams ?? {}).length} upstreams, ${c.listeners.length} listeners)`);
+      return 0;
+    },
+  },
+  {
+    name: 'version',
+    summary: 'Print the version',
+    usage: '',
+    options: {},
+    async run(_values, _positionals, io) {
+      io.out(`${PROGRAM} ${VERSION}`);
+      return 0;
+    },
+  },
+  {
+    name: 'help',
+    summary: 'Show help for a command',
+    usage: '[COMMAND]',
+    options: {},
+    maxPositionals: 1,
+    async run(_values, positionals, io) {
+      const name = positionals[0];
+      if (name === undefined) { io.out(globalHelp()); return 0; }
+      const c = commands.find((x) => x.name === name);
+      if (!c) throw new UsageError(`unknown command '${name}'`, `${PROGRAM} --help`);
+      io.out(renderCommandHelp(c));
+      return 0;
+    },
+  },
+];
+
+const globalHelp = (): string => renderGlobalHelp(commands, 'Portcullis, a security-first API gateway.');
+
+async function main(argv: readonly string[], io: Io): Promise<number> {
+  try {
+    const inv = parseInvocation(argv, commands);
+    switch (inv.kind) {
+      case 'help':
+        io.out(inv.command ? renderCommandHelp(inv.command) : globalHelp());
+        return 0;
+      case 'version':
+        io.out(`${PROGRAM} ${VERSION}`);
+        return 0;
+      case 'run': {
+        const command = commands.find((c) => c.name === inv.command.name);
+        if (!command) throw new Error(`command '${inv.command.name}' has no implementation`);
+        return await command.run(inv.values, inv.positionals, io);
+      }
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(`${PROGRAM}: ${e.message}${e.hint ? ` (see '${e.hint}')` : ''}`);
+      return 2;
+    }
+    io.err(`${PROGRAM}: ${e instanceof Error ? e.message : String(e)}`);
+    if (process.env.PORTCULLIS_DEBUG && e instanceof Error && e.stack) io.err(e.stack);
+    return 1;
+  }
+}
+
+const io: Io = {
+  out: (line) => { process.stdout.write(line.endsWith('\n') ? line : `${line}\n`); },
+  err: (line) => { process.stderr.write(line.endsWith('\n') ? line : `${line}\n`); },
+};
+
+const finish = (code: number): void => {
+  process.exitCode = code;
+  // on failure do not wait for whatever the gateway may have left open; exit once stderr is flushed
+  if (code !== 0) process.stderr.write('', () => process.exit(code));
+};
+
+main(process.argv.slice(2), io).then(finish, (e: unknown) => {
+  io.err(`${PROGRAM}: ${e instanceof Error ? e.message : String(e)}`);
+  finish(1);
+});

@@ -1,0 +1,406 @@
+// Loads a configuration file: parse (YAML or JSON, keeping positions), substitute ${ENV} / ${file:...}
+// in string values, validate against GatewayConfigSchema, run the semantic checks, and report every
+// problem as `file:line:col: path: message`. Never throws for bad input.
+import { readFileSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { dirname, extname, resolve } from 'node:path';
+import { Ajv, type ValidateFunction } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, visit, type Document } from 'yaml';
+import { GatewayConfigSchema, type GatewayConfig } from './schema.js';
+import { ajvErrorsToIssues, formatPath, parsePath, type ConfigIssue, type PathSegment, type RawIssue } from './issues.js';
+import { checkSemantics } from './semantic.js';
+
+export type { ConfigIssue } from './issues.js';
+export { formatIssue } from './issues.js';
+
+export type LoadResult =
+  | { ok: true; file: string; config: GatewayConfig; warnings: ConfigIssue[] }
+  | { ok: false; file: string; errors: ConfigIssue[]; warnings: ConfigIssue[] };
+
+// ajv-formats is CommonJS with `exports.default`; under NodeNext the default import is the module object.
+const addFormats = (addFormatsModule as unknown as { default: typeof addFormatsModule.default }).default ?? addFormatsModule;
+
+const ajv = new Ajv({ allErrors: true, strict: true, verbose: true });
+addFormats(ajv);
+/** Compiled once, at module load. */
+const validateSchema: ValidateFunction<GatewayConfig> = ajv.compile<GatewayConfig>(GatewayConfigSchema);
+
+type Locate = (path: readonly PathSegment[], at?: 'key') => { line: number; column: number } | undefined;
+
+interface Substitution { path: string; raw: string; value: string }
+
+interface SubstCtx {
+  env: NodeJS.ProcessEnv;
+  baseDir: string;
+  issues: RawIssue[];
+  /** values that came from ${...}: kept out of messages */
+  records: Substitution[];
+  /** paths whose substitution failed: their schema errors would only be noise */
+  failed: Set<string>;
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function fsReason(e: unknown): string {
+  const code = isObj(e) ? e.code : undefined;
+  if (code === 'ENOENT') return 'file not found';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  if (code === 'EISDIR') return 'is a directory';
+  return e instanceof Error ? e.message : String(e);
+}
+
+// ---------------------------------------------------------------- substitution
+
+const VAR_EXPR = /^([A-Za-z_][A-Za-z0-9_]*)(?::-([\s\S]*))?$/;
+
+function resolveExpr(expr: string, path: PathSegment[], ctx: SubstCtx): string | undefined {
+  const fail = (message: string): undefined => { ctx.issues.push({ path, message, severity: 'error' }); return undefined; };
+  if (expr.startsWith('file:')) {
+    const rel = expr.slice(5);
+    if (rel === '') return fail('empty path in "${file:}"');
+    const abs = resolve(ctx.baseDir, rel);
+    try {
+      // one trailing newline is almost always an editor artefact, not part of the secret
+      return readFileSync(abs, 'utf8').replace(/\r?\n$/, '');
+    } catch (e) {
+      return fail(`cannot read ${JSON.stringify(abs)} for "\${file:${rel}}": ${fsReason(e)}`);
+    }
+  }
+  const m = VAR_EXPR.exec(expr);
+  if (!m) return fail(`invalid substitution "\${${expr}}": expected \${NAME}, \${NAME:-default} or \${file:path} (write "$\${" for a literal "\${")`);
+  const name = m[1] ?? '';
+  const def = m[2];
+  const v = ctx.env[name];
+  if (def !== undefined) return v === undefined || v === '' ? def : v;
+  if (v === undefined) return fail(`environment variable "${name}" is not set (use "\${${name}:-default}" to give a default)`);
+  return v;
+}
+
+/** Expands one string; undefined when nothing changed or it failed (failures are recorded in ctx). */
+function substitute(s: string, path: PathSegment[], ctx: SubstCtx): { value: string; whole: boolean } | undefined {
+  if (!s.includes('${')) return undefined;
+  let out = '';
+  let exprs = 0;
+  let whole = false;
+  let failed = false;
+  let i = 0;
+  while (i < s.length) {
+    if (s.startsWith('$${', i)) { out += '${'; i += 3; continue; }
+    if (s.startsWith('${', i)) {
+      const end = s.indexOf('}', i + 2);
+      if (end < 0) {
+        ctx.issues.push({ path, severity: 'error', message: 'unterminated "${" (write "$${" for a literal "${")' });
+        failed = true;
+        break;
+      }
+      const v = resolveExpr(s.slice(i + 2, end), path, ctx);
+      if (v === undefined) failed = true;
+      else out += v;
+      if (i === 0 && end === s.length - 1) whole = true;
+      exprs++;
+      i = end + 1;
+      continue;
+    }
+    out += s[i];
+    i++;
+  }
+  if (failed) { ctx.failed.add(formatPath(path)); return undefined; }
+  if (exprs > 0) ctx.records.push({ path: formatPath(path), raw: s, value: out });
+  return { value: out, whole: whole && exprs === 1 };
+}
+
+/** A plain YAML scalar that was only `${X}` gets the type it would have had if written literally. */
+function retype(s: string): string | number | boolean {
+  if (/^[-+]?(0|[1-9][0-9]*)$/.test(s) || /^[-+]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][-+]?[0-9]+)?$/.test(s)) return Number(s);
+  if (s === 'true') return true;
+  if (s === 'false') return false;
+  return s;
+}
+
+const keyText = (k: unknown): string => (isScalar(k) ? String(k.value) : String(k));
+
+function substituteYaml(node: unknown, path: PathSegment[], ctx: SubstCtx): void {
+  if (isMap(node)) {
+    for (const pair of node.items) substituteYaml(pair.value, [...path, keyText(pair.key)], ctx);
+  } else if (isSeq(node)) {
+    node.items.forEach((item, i) => substituteYaml(item, [...path, i], ctx));
+  } else if (isScalar(node) && typeof node.value === 'string') {
+    const r = substitute(node.value, path, ctx);
+    if (r) node.value = node.type === 'PLAIN' && r.whole ? retype(r.value) : r.value;
+  }
+}
+
+function substituteJs(v: unknown, path: PathSegment[], ctx: SubstCtx): unknown {
+  if (typeof v === 'string') return substitute(v, path, ctx)?.value ?? v;
+  if (Array.isArray(v)) {
+    v.forEach((x, i) => { v[i] = substituteJs(x, [...path, i], ctx); });
+  } else if (isObj(v)) {
+    for (const k of Object.keys(v)) {
+      // defineProperty: a "__proto__" key from JSON.parse must stay an own property
+      Object.defineProperty(v, k, { value: substituteJs(v[k], [...path, k], ctx), writable: true, enumerable: true, configurable: true });
+    }
+  }
+  return v;
+}
+
+// ---------------------------------------------------------------- positions
+
+function makeLocate(doc: Document, lc: LineCounter): Locate {
+  return (path, at) => {
+    let node: unknown = doc.contents;
+    let target: unknown = node;
+    for (let i = 0; i < path.length; i++) {
+      const seg = path[i];
+      if (isAlias(node)) node = node.resolve(doc);
+      if (isMap(node)) {
+        const pair = node.items.find((p) => keyText(p.key) === String(seg));
+        if (!pair) break;
+        const empty = pair.value === null || pair.value === undefined || (isScalar(pair.value) && pair.value.value === null);
+        if ((i === path.length - 1 && at === 'key') || empty) { target = pair.key; break; }
+        node = pair.value;
+        // a mapping or list starts on the line after its key: the key is the better place to point at
+        target = isMap(node) || isSeq(node) ? pair.key : node;
+      } else if (isSeq(node) && typeof seg === 'number') {
+        const item: unknown = node.items[seg];
+        if (item === undefined || item === null) break;
+        node = item;
+        target = item;
+      } else break;
+    }
+    const range = isObj(target) && Array.isArray(target.range) ? (target.range as unknown[]) : undefined;
+    const offset = range?.[0];
+    if (typeof offset !== 'number') return undefined;
+    const { line, col } = lc.linePos(offset);
+    return { line, column: col };
+  };
+}
+
+/** The text of the mapping key that starts at `offset` (for duplicate-key errors). */
+function keyAt(doc: Document, offset: number): string | undefined {
+  let found: string | undefined;
+  visit(doc, {
+    Pair(_, pair) {
+      const k = pair.key;
+      if (isScalar(k) && k.range?.[0] === offset) { found = String(k.value); return visit.BREAK; }
+      return undefined;
+    },
+  });
+  return found;
+}
+
+/** Where and why JSON.parse failed (V8 does not always give a position). undefined if it finds none. */
+function jsonSyntaxError(s: string): { offset: number; message: string } | undefined {
+  class Fail { constructor(readonly offset: number, readonly message: string) {} }
+  let i = 0;
+  const fail = (message?: string): never => {
+    throw new Fail(i, message ?? (i >= s.length ? 'unexpected end of input' : `unexpected ${JSON.stringify(s[i])}`));
+  };
+  const ws = (): void => { while (i < s.length && ' \t\n\r'.includes(s[i] ?? '')) i++; };
+  const str = (): void => {
+    i++;
+    while (i < s.length) {
+      const c = s[i] ?? '';
+      if (c === '"') { i++; return; }
+      if (c === '\\') {
+        const n = s[i + 1] ?? '';
+        if (n === 'u') {
+          if (!/^[0-9a-fA-F]{4}$/.test(s.slice(i + 2, i + 6))) fail('invalid \\u escape in string');
+          i += 6;
+        } else {
+          if (!'"\\/bfnrt'.includes(n) || n === '') fail('invalid escape in string');
+          i += 2;
+        }
+        continue;
+      }
+      if (c < ' ') fail('unescaped control character in string');
+      i++;
+    }
+    fail('unterminated string');
+  };
+  const num = /-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?/y;
+  const value = (): void => {
+    ws();
+    const c = s[i];
+    if (c === '{') {
+      i++; ws();
+      if (s[i] === '}') { i++; return; }
+      for (;;) {
+        ws();
+        if (s[i] !== '"') fail(s[i] === undefined ? undefined : `expected a double-quoted property name, found ${JSON.stringify(s[i])}`);
+        str(); ws();
+        if (s[i] !== ':') fail();
+        i++;
+        value(); ws();
+        if (s[i] === ',') { i++; continue; }
+        if (s[i] === '}') { i++; return; }
+        fail();
+      }
+    }
+    if (c === '[') {
+      i++; ws();
+      if (s[i] === ']') { i++; return; }
+      for (;;) {
+        value(); ws();
+        if (s[i] === ',') { i++; continue; }
+        if (s[i] === ']') { i++; return; }
+        fail();
+      }
+    }
+    if (c === '"') { str(); return; }
+    for (const w of ['true', 'false', 'null']) if (s.startsWith(w, i)) { i += w.length; return; }
+    num.lastIndex = i;
+    const m = num.exec(s);
+    if (m && m[0] !== '' && m[0] !== '-') { i += m[0].length; return; }
+    fail();
+  };
+  try {
+    value(); ws();
+    if (i < s.length) fail();
+    return undefined;
+  } catch (e) {
+    return e instanceof Fail ? { offset: e.offset, message: e.message } : undefined;
+  }
+}
+
+function offsetToLineCol(text: string, offset: number): { line: number; column: number } {
+  let line = 1;
+  let lineStart = 0;
+  for (let i = 0; i < offset && i < text.length; i++) {
+    if (text[i] === '\n') { line++; lineStart = i + 1; }
+  }
+  return { line, column: offset - lineStart + 1 };
+}
+
+// ---------------------------------------------------------------- the loader
+
+function sortIssues(list: ConfigIssue[]): ConfigIssue[] {
+  return list
+    .map((x, i) => ({ x, i }))
+    .sort((a, b) => (a.x.line ?? 0) - (b.x.line ?? 0) || (a.x.column ?? 0) - (b.x.column ?? 0) || a.i - b.i)
+    .map(({ x }) => x);
+}
+
+function related(a: string, b: string): boolean {
+  const under = (inner: string, outer: string): boolean => outer === '' || inner === outer || inner.startsWith(`${outer}.`) || inner.startsWith(`${outer}[`);
+  return under(a, b) || under(b, a);
+}
+
+/** Replace substituted values that a message would reveal by the `${...}` text they came from. */
+function redact(i: ConfigIssue, records: readonly Substitution[]): ConfigIssue {
+  let message = i.message;
+  for (const r of records) {
+    if (r.value.length >= 4 && related(i.path, r.path) && message.includes(r.value)) message = message.split(r.value).join(r.raw);
+  }
+  return message === i.message ? i : { ...i, message };
+}
+
+interface Parsed { locate: Locate | undefined; substitute: (ctx: SubstCtx) => unknown }
+
+/** Validate an already-built value (no substitution, no positions). Used by `loadConfigText` and tests. */
+export function validateConfig(value: unknown, file = '<config>'): LoadResult {
+  return finish(file, { locate: undefined, substitute: () => value }, { env: {}, baseDir: '.', issues: [], records: [], failed: new Set() }, []);
+}
+
+function finish(file: string, parsed: Parsed, ctx: SubstCtx, parseWarnings: ConfigIssue[]): LoadResult {
+  const value = parsed.substitute(ctx);
+  const place = (r: RawIssue): ConfigIssue => ({
+    file, path: formatPath(r.path), message: r.message, severity: r.severity, ...parsed.locate?.(r.path, r.at),
+  });
+  const errors: ConfigIssue[] = [];
+  const warnings: ConfigIssue[] = [...parseWarnings];
+  for (const r of ctx.issues) (r.severity === 'error' ? errors : warnings).push(place(r));
+
+  const done = (): LoadResult => ({
+    ok: false, file,
+    errors: sortIssues(errors).map((i) => redact(i, ctx.records)),
+    warnings: sortIssues(warnings).map((i) => redact(i, ctx.records)),
+  });
+
+  if (value === undefined && errors.length > 0) return done();
+  if (!validateSchema(value)) {
+    for (const r of ajvErrorsToIssues(validateSchema.errors, value)) {
+      const p = formatPath(r.path);
+      if ([...ctx.failed].some((f) => related(p, f) && p.length >= f.length)) continue;
+      errors.push(place(r));
+    }
+    if (errors.length === 0) errors.push({ file, path: '', message: 'configuration is invalid', severity: 'error' });
+    return done();
+  }
+  if (errors.length > 0) return done();
+  for (const s of checkSemantics(value)) {
+    const path = parsePath(s.path);
+    (s.severity === 'error' ? errors : warnings).push({ ...s, file, ...parsed.locate?.(path) });
+  }
+  if (errors.length > 0) return done();
+  return { ok: true, file, config: value, warnings: sortIssues(warnings).map((i) => redact(i, ctx.records)) };
+}
+
+function single(file: string, message: string, pos?: { line: number; column: number }): LoadResult {
+  return { ok: false, file, errors: [{ file, path: '', message, severity: 'error', ...pos }], warnings: [] };
+}
+
+/** Synchronous core: parse `text` as the contents of `file` (its extension picks JSON or YAML). */
+export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
+  const src = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  if (src.trim() === '') return single(file, 'configuration file is empty');
+  const ctx: SubstCtx = { env, baseDir: dirname(resolve(file)), issues: [], records: [], failed: new Set() };
+  const lc = new LineCounter();
+  const doc = parseDocument(src, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  const yamlIssue = (e: { pos: [number, number]; message: string; code: string }, severity: 'error' | 'warning'): ConfigIssue => {
+    const { line, col } = lc.linePos(e.pos[0]);
+    const key = e.code === 'DUPLICATE_KEY' ? keyAt(doc, e.pos[0]) : undefined;
+    const message = key !== undefined ? `duplicate key ${JSON.stringify(key)}` : (e.message.split('\n')[0] ?? e.message);
+    return { file, path: '', message, severity, line, column: col };
+  };
+
+  if (extname(file).toLowerCase() === '.json') {
+    let value: unknown;
+    try {
+      value = JSON.parse(src);
+    } catch (e) {
+      const found = jsonSyntaxError(src);
+      if (found) return single(file, `invalid JSON: ${found.message}`, offsetToLineCol(src, found.offset));
+      const msg = e instanceof Error ? e.message : String(e);
+      const pos = /position (\d+)/.exec(msg);
+      const clean = (msg.split('\n')[0] ?? msg).replace(/ in JSON at position \d+.*$/s, '');
+      return single(file, `invalid JSON: ${clean}`, pos ? offsetToLineCol(src, Number(pos[1])) : undefined);
+    }
+    // JSON.parse silently keeps the last of duplicate keys; the YAML parser (a JSON superset) finds them.
+    const dups = doc.errors.filter((e) => e.code === 'DUPLICATE_KEY');
+    if (dups.length > 0) return { ok: false, file, errors: dups.map((e) => yamlIssue(e, 'error')), warnings: [] };
+    const locate = doc.errors.length === 0 ? makeLocate(doc, lc) : undefined;
+    return finish(file, { locate, substitute: (c) => substituteJs(value, [], c) }, ctx, []);
+  }
+
+  if (doc.errors.length > 0) {
+    return { ok: false, file, errors: doc.errors.map((e) => yamlIssue(e, 'error')), warnings: doc.warnings.map((w) => yamlIssue(w, 'warning')) };
+  }
+  if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) return single(file, 'configuration file is empty');
+  const locate = makeLocate(doc, lc);
+  const parsed: Parsed = {
+    locate,
+    substitute: (c) => {
+      substituteYaml(doc.contents, [], c);
+      try {
+        return doc.toJS({ maxAliasCount: 100 }) as unknown;
+      } catch (e) {
+        c.issues.push({ path: [], severity: 'error', message: e instanceof Error ? e.message : String(e) });
+        return undefined;
+      }
+    },
+  };
+  return finish(file, parsed, ctx, doc.warnings.map((w) => yamlIssue(w, 'warning')));
+}
+
+/** Read and load a configuration file. Missing, unreadable, directory or empty files give one issue. */
+export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadResult> {
+  let text: string;
+  try {
+    if ((await stat(file)).isDirectory()) return single(file, 'is a directory, not a configuration file');
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    return single(file, `cannot read configuration file: ${fsReason(e)}`);
+  }
+  return loadConfigText(text, file, env);
+}
