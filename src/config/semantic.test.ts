@@ -141,6 +141,14 @@ describe('checkSemantics', () => {
       assert.deepEqual(errors(route({ requestHeaders: { remove: ['Connection'] } })), []);
     });
 
+    it('refuses request headers the gateway writes itself (Host, X-Forwarded-*, Via)', () => {
+      for (const h of ['Host', 'X-Forwarded-For', 'x-forwarded-proto', 'Forwarded', 'Via']) {
+        assert.deepEqual(paths(errors(route({ requestHeaders: { set: { [h]: 'x' } } }))), [`routes[0].requestHeaders.set[${JSON.stringify(h)}]`]);
+      }
+      // on the response side they are ordinary headers
+      assert.deepEqual(errors(route({ responseHeaders: { set: { Via: 'x' } } })), []);
+    });
+
     it('rejects websocket on respond routes', () => {
       const cfg = base();
       cfg.routes = [{ id: 'r', match: {}, respond: { status: 200 }, websocket: true }];

@@ -16,6 +16,12 @@ export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
 /** Headers the gateway owns because they define message framing; rewriting them enables request smuggling. */
 const FRAMING_HEADERS: ReadonlySet<string> = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade']);
 
+/**
+ * Request headers the gateway itself writes for the upstream: a configured copy would be sent twice
+ * (two Host headers is an ambiguity a backend may resolve either way) or would let config spoof them.
+ */
+const GATEWAY_REQUEST_HEADERS: ReadonlySet<string> = new Set(['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'via']);
+
 /** Aliases accepted in server.trustedProxies besides addresses and CIDR blocks. */
 export const TRUSTED_PROXY_ALIASES: ReadonlySet<string> = new Set(['loopback', 'private', 'linklocal']);
 
@@ -233,6 +239,7 @@ export function checkSemantics(cfg: GatewayConfig): SemanticIssue[] {
           const p: PathSegment[] = [...base, which, op, name];
           if (CTL_IN_HEADER_VALUE.test(value)) err(p, 'header value must not contain CR, LF or NUL');
           if (FRAMING_HEADERS.has(name.toLowerCase())) err(p, `${JSON.stringify(name)} cannot be ${op === 'set' ? 'set' : 'added'}: the gateway controls hop-by-hop and message-framing headers`);
+          else if (which === 'requestHeaders' && GATEWAY_REQUEST_HEADERS.has(name.toLowerCase())) err(p, `${JSON.stringify(name)} cannot be ${op === 'set' ? 'set' : 'added'}: the gateway sets it for the upstream (use preserveHost or the target URL for Host)`);
         }
       }
     };
