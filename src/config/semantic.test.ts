@@ -143,7 +143,9 @@ describe('checkSemantics', () => {
 
     it('refuses request headers the gateway writes itself (Host, X-Forwarded-*, Via)', () => {
       for (const h of ['Host', 'X-Forwarded-For', 'x-forwarded-proto', 'Forwarded', 'Via']) {
-        assert.deepEqual(paths(errors(route({ requestHeaders: { set: { [h]: 'x' } } }))), [`routes[0].requestHeaders.set[${JSON.stringify(h)}]`]);
+        const got = paths(errors(route({ requestHeaders: { set: { [h]: 'x' } } })));
+        assert.equal(got.length, 1, h);
+        assert.ok(got[0]!.startsWith('routes[0].requestHeaders.set') && got[0]!.includes(h), got[0]);
       }
       // on the response side they are ordinary headers
       assert.deepEqual(errors(route({ responseHeaders: { set: { Via: 'x' } } })), []);
