@@ -9,7 +9,7 @@ import { createUpstream } from '../upstream/upstream.js';
 import type { Upstream, UpstreamEvent } from '../upstream/types.js';
 import * as requestId from '../stages/request-id/request-id.js';
 import * as accessLog from '../stages/access-log/access-log.js';
-import { compileRequestHeaders, compileResponseHeaders } from '../stages/headers/headers.js';
+import { compileRouteStages } from '../pipeline/registry.js';
 import type { RequestContext } from '../pipeline/context.js';
 import type { Logger } from '../observability/logger.js';
 import type { CompiledRoute, GatewayRuntime, ListenerLimitsResolved, ListenerRuntime } from './runtime.js';
@@ -101,11 +101,12 @@ function compileRoute(r: RouteConfig, index: number, upstreams: ReadonlyMap<stri
   const upstream = r.upstream !== undefined ? upstreams.get(r.upstream) : undefined;
   if (r.upstream !== undefined && upstream === undefined) throw new CompileError(`routes[${index}].upstream`, `unknown upstream "${r.upstream}"`);
   if ((upstream === undefined) === (r.respond === undefined)) throw new CompileError(`routes[${index}]`, 'a route needs exactly one of "upstream" or "respond"');
+  const stages = compileRouteStages(r, { routeId: r.id });
   return {
     id: r.id,
-    onRequest: [],
-    onResponse: [],
-    onDone: [],
+    onRequest: stages.flatMap((s) => (s.onRequest ? [s.onRequest] : [])),
+    onResponse: stages.flatMap((s) => (s.onResponse ? [s.onResponse] : [])),
+    onDone: stages.flatMap((s) => (s.onDone ? [s.onDone] : [])),
     upstream,
     respond: r.respond !== undefined ? {
       status: r.respond.status,
@@ -113,8 +114,6 @@ function compileRoute(r: RouteConfig, index: number, upstreams: ReadonlyMap<stri
       contentType: r.respond.contentType ?? 'text/plain; charset=utf-8',
     } : undefined,
     rewritePath: compileRewrite(r),
-    requestHeaders: compileRequestHeaders(r.requestHeaders),
-    responseHeaders: compileResponseHeaders(r.responseHeaders),
     websocket: r.websocket ?? false,
     preserveHost: r.preserveHost ?? false,
     exposeUpstreamErrors: r.exposeUpstreamErrors ?? false,

@@ -7,7 +7,6 @@ import type { IpMatcher } from '../net/cidr.js';
 import type { ClientIpResolver } from '../net/client-ip.js';
 import type { RequestIdStage } from '../stages/request-id/request-id.js';
 import type { AccessLogger } from '../stages/access-log/access-log.js';
-import type { RequestHeaderOps, ResponseHeaders } from '../stages/headers/headers.js';
 import type { RequestContext } from '../pipeline/context.js';
 import type { ListenerConfig } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
@@ -33,8 +32,6 @@ export interface CompiledRoute {
   readonly respond: DirectResponse | undefined;
   /** computes the decoded upstream path from the context (strip prefix / rewrite), or undefined to keep ctx.path */
   readonly rewritePath: ((ctx: RequestContext) => string) | undefined;
-  readonly requestHeaders: RequestHeaderOps | undefined;
-  readonly responseHeaders: ((h: ResponseHeaders) => void) | undefined;
   readonly websocket: boolean;
   readonly preserveHost: boolean;
   readonly exposeUpstreamErrors: boolean;

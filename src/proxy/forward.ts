@@ -157,7 +157,6 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     h['x-content-type-options'] = 'nosniff';
     h[this.rt.requestId.header] = ctx.id;
     h.via = this.rt.via;
-    if (this.route.responseHeaders !== undefined) this.route.responseHeaders(h);
     const stages = this.route.onResponse;
     for (let i = stages.length - 1; i >= 0; i--) stages[i]!(ctx, statusCode, h);
     try {

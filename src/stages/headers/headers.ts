@@ -3,6 +3,7 @@
 // pairs so the per-request work is a Set lookup per header.
 import type { HeaderRewrite } from '../../config/schema.js';
 import { HeaderRewriteSchema } from '../../config/schema.js';
+import type { StageModule } from '../../pipeline/types.js';
 
 export const schema = HeaderRewriteSchema;
 
@@ -44,3 +45,47 @@ export function compileResponseHeaders(cfg: HeaderRewrite | undefined): ((h: Res
     }
   };
 }
+
+/**
+ * request-headers stage: edits the header list the proxy will send upstream (ctx.plan.fwd), after
+ * routing and the security stages, so identity headers they add cannot be removed by mistake here
+ * unless configured.
+ */
+export const requestHeadersStage: StageModule<HeaderRewrite> = {
+  name: 'request-headers',
+  schema: HeaderRewriteSchema,
+  compile(cfg) {
+    const ops = compileRequestHeaders(cfg);
+    if (ops === undefined) return null;
+    const { remove, append } = ops;
+    return {
+      name: 'request-headers',
+      onRequest(ctx) {
+        const fwd = ctx.plan?.fwd;
+        if (fwd === undefined) return undefined;
+        if (remove.size > 0) {
+          let w = 0;
+          for (let i = 0; i < fwd.length; i += 2) {
+            if (remove.has(fwd[i]!.toLowerCase())) continue;
+            fwd[w++] = fwd[i]!;
+            fwd[w++] = fwd[i + 1]!;
+          }
+          fwd.length = w;
+        }
+        for (let i = 0; i < append.length; i++) fwd.push(append[i]!);
+        return undefined;
+      },
+    };
+  },
+};
+
+/** response-headers stage: edits the upstream's response head before it is written to the client. */
+export const responseHeadersStage: StageModule<HeaderRewrite> = {
+  name: 'response-headers',
+  schema: HeaderRewriteSchema,
+  compile(cfg) {
+    const edit = compileResponseHeaders(cfg);
+    if (edit === undefined) return null;
+    return { name: 'response-headers', onResponse: (_ctx, _status, headers) => edit(headers) };
+  },
+};

@@ -1,0 +1,32 @@
+// The route-level stage registry: which stage modules exist, where each one's configuration lives on a
+// route, and the fixed order they run in (STAGE_ORDER). Adding a stage = one line here plus its folder.
+import type { RouteConfig } from '../config/schema.js';
+import { STAGE_ORDER, type CompileEnv, type CompiledStage, type StageModule } from './types.js';
+import { requestHeadersStage, responseHeadersStage } from '../stages/headers/headers.js';
+
+export interface RouteStageBinding {
+  readonly module: StageModule<unknown>;
+  /** the stage's config block on a route, or undefined when the route does not use the stage */
+  select(route: RouteConfig): unknown;
+}
+
+function bind<C>(module: StageModule<C>, select: (r: RouteConfig) => C | undefined): RouteStageBinding {
+  return { module: module as StageModule<unknown>, select };
+}
+
+export const ROUTE_STAGES: readonly RouteStageBinding[] = [
+  bind(requestHeadersStage, (r) => r.requestHeaders),
+  bind(responseHeadersStage, (r) => r.responseHeaders),
+].sort((a, b) => STAGE_ORDER[a.module.name] - STAGE_ORDER[b.module.name]);
+
+/** Compiles every stage a route uses, in stage order. */
+export function compileRouteStages(route: RouteConfig, env: CompileEnv): CompiledStage[] {
+  const out: CompiledStage[] = [];
+  for (const b of ROUTE_STAGES) {
+    const cfg = b.select(route);
+    if (cfg === undefined) continue;
+    const compiled = b.module.compile(cfg, env);
+    if (compiled !== null) out.push(compiled);
+  }
+  return out;
+}
