@@ -1,7 +1,8 @@
 // Compile step: a validated configuration becomes a GatewayRuntime of plain closures and tables.
 // Everything that can be decided once (routing tables, header sets, stage chains, limits) is decided here,
 // so the request path only looks things up.
-import type { GatewayConfig, RouteConfig, ListenerLimits } from '../config/schema.js';
+import type { GatewayConfig, RouteConfig } from '../config/schema.js';
+import { resolveLimits } from '../stages/limits/limits.js';
 import { compileRouter, type RouteEntry } from '../routing/router.js';
 import { parseCidrList } from '../net/cidr.js';
 import { compileClientIpResolver } from '../net/client-ip.js';
@@ -12,29 +13,9 @@ import * as accessLog from '../stages/access-log/access-log.js';
 import { compileRouteStages } from '../pipeline/registry.js';
 import type { RequestContext } from '../pipeline/context.js';
 import type { Logger } from '../observability/logger.js';
-import type { CompiledRoute, GatewayRuntime, ListenerLimitsResolved, ListenerRuntime } from './runtime.js';
+import type { CompiledRoute, GatewayRuntime, ListenerRuntime } from './runtime.js';
 
-/** Safe protocol defaults for every listener (docs/configuration.md lists them). */
-export const DEFAULT_LIMITS: ListenerLimitsResolved = Object.freeze({
-  maxHeaderBytes: 16 * 1024,
-  maxHeaderCount: 100,
-  maxUrlLength: 8 * 1024,
-  maxBodyBytes: 10 * 1024 * 1024,
-  headersTimeoutMs: 10_000,
-  requestTimeoutMs: 60_000,
-  keepAliveTimeoutMs: 5_000,
-  maxConnections: 10_000,
-  maxConnectionsPerIp: 512,
-  maxRequestsPerConnection: 0,
-});
-
-export function resolveLimits(l: ListenerLimits | undefined): ListenerLimitsResolved {
-  return { ...DEFAULT_LIMITS, ...stripUndefined(l ?? {}) };
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
+export { DEFAULT_LIMITS, resolveLimits } from '../stages/limits/limits.js';
 
 export interface CompileOptions {
   generation: number;
