@@ -9,6 +9,7 @@ import type { CompiledRoute, GatewayRuntime } from '../gateway/runtime.js';
 import type { AttemptOutcome, Upstream, UpstreamTarget } from '../upstream/types.js';
 import { encodePathForUpstream } from '../routing/normalize.js';
 import { sendProblem } from '../server/problem.js';
+import { sweeperFor, type DeadlineSweeper, type Expirable } from './deadlines.js';
 
 type DispatchController = Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseStart']>>[0];
 
@@ -60,15 +61,18 @@ function cookieValue(header: string | undefined, name: string): string | undefin
   return undefined;
 }
 
-export class ProxyExchange implements Dispatcher.DispatchHandler {
+export class ProxyExchange implements Dispatcher.DispatchHandler, Expirable {
   private target: UpstreamTarget | undefined;
   private controller: DispatchController | undefined;
   private mode = Mode.Pass;
   private status = 0;
   private tried: UpstreamTarget[] | undefined;
   private retriesLeft: number;
-  private timer: NodeJS.Timeout | undefined;
+  /** performance.now() deadline for the whole exchange (totalMs), 0 = none */
+  deadline = 0;
+  private sweeper: DeadlineSweeper | undefined;
   private finished = false;
+  private drainHooked = false;
   private readonly hashKey: string | undefined;
   private readonly hasBody: boolean;
   private readonly hostIndex: number;
@@ -89,8 +93,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     ctx.abortUpstream = () => this.abort(new Error('client closed the connection'));
     const total = up.timeouts.totalMs;
     if (total > 0) {
-      this.timer = setTimeout(() => this.abort(new TotalTimeoutError()), total);
-      this.timer.unref();
+      this.deadline = performance.now() + total;
+      this.sweeper = sweeperFor(total);
+      this.sweeper.add(this);
     }
     if (plan.bodyLen === -1) this.limitChunkedBody();
   }
@@ -168,13 +173,20 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       controller.abort(new Error('invalid upstream response head'));
       return;
     }
-    res.on('drain', () => controller.resume());
   }
 
   onResponseData(controller: DispatchController, chunk: Buffer): void {
     if (this.mode !== Mode.Pass) return;
+    const res = this.ctx.res;
     this.ctx.bytesOut += chunk.length;
-    if (!this.ctx.res.write(chunk)) controller.pause();
+    if (!res.write(chunk)) {
+      controller.pause();
+      // Hooked on first backpressure only: most responses fit the socket buffer and never need it.
+      if (!this.drainHooked) {
+        this.drainHooked = true;
+        res.on('drain', () => controller.resume());
+      }
+    }
   }
 
   onResponseEnd(): void {
@@ -202,6 +214,12 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.fail(kind.status, kind.code, kind.detail);
   }
 
+  /** Called by the deadline sweeper when totalMs has passed. */
+  expire(): void {
+    this.sweeper = undefined;
+    this.abort(new TotalTimeoutError());
+  }
+
   private retry(): void {
     (this.tried ??= []).push(this.target!);
     this.attempt();
@@ -215,7 +233,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   private settle(): void {
     this.finished = true;
     this.ctx.abortUpstream = undefined;
-    if (this.timer !== undefined) { clearTimeout(this.timer); this.timer = undefined; }
+    if (this.sweeper !== undefined) { this.sweeper.delete(this); this.sweeper = undefined; }
   }
 
   private fail(status: number, code: string, detail: string): void {
