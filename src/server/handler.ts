@@ -1,13 +1,13 @@
 // The per-request entry point: protocol checks, client identity, normalization, routing, the route's
 // stage chain, then the proxy (or a direct response). Everything here runs for every request, so it
 // reads the compiled runtime and allocates as little as it can: one context, one upstream header array.
-import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { RequestContext } from '../pipeline/context.js';
 import type { StageOutcome } from '../pipeline/types.js';
 import { normalizeRequestTarget } from '../routing/normalize.js';
 import { canonicalIp } from '../net/cidr.js';
-import { sendProblem, SECURITY_HEADERS } from './problem.js';
+import { sendProblem, writeRawProblem, SECURITY_HEADERS, kCondemned, type CondemnableSocket } from './problem.js';
 import { forwardRequest } from '../proxy/forward.js';
 import { forwardUpgrade } from '../proxy/websocket.js';
 import type { CompiledRoute, GatewayRuntime } from '../gateway/runtime.js';
@@ -17,7 +17,7 @@ export interface RuntimeHolder { current: GatewayRuntime }
 
 const kPeer = Symbol('portcullis.peer');
 const kCtx = Symbol('portcullis.ctx');
-type PeerSocket = Socket & { [kPeer]?: string };
+type PeerSocket = CondemnableSocket & { [kPeer]?: string };
 type CtxResponse = ServerResponse & { [kCtx]?: RequestContext; [kRt]?: GatewayRuntime; [kRoute]?: CompiledRoute };
 const kRt = Symbol('portcullis.rt');
 const kRoute = Symbol('portcullis.route');
@@ -45,6 +45,9 @@ const HEADER_KIND = new Map<string, H>([
 
 const DIGITS = /^[0-9]{1,15}$/;
 const HAS_CTL = /[\x00-\x08\x0a-\x1f\x7f]/;
+// Host = uri-host [ ":" port ] (RFC 9110 7.2): IP-literal or reg-name; no userinfo, path, spaces; never empty.
+const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::[0-9]{0,5})?$/;
+const ABSOLUTE_AUTHORITY = /^https?:\/\/([^/?#]*)/i;
 
 /** Per-request scratch filled by the header scan. */
 interface Scan {
@@ -64,6 +67,9 @@ interface Scan {
 
 export function createRequestHandler(holder: RuntimeHolder, listener: string, secure: boolean) {
   return function handleRequest(req: IncomingMessage, res: ServerResponse): void {
+    // Pipelined behind a response that said `connection: close` (e.g. a refused ambiguous request): never
+    // answered, never forwarded. Node ends the socket once that response is written, closing this one too.
+    if ((req.socket as PeerSocket)[kCondemned] === true) return;
     const rt = holder.current;
     const ctx = new RequestContext(req, res, listener, secure, performance.now());
     const r = res as CtxResponse;
@@ -128,18 +134,25 @@ export function prepare(rt: GatewayRuntime, ctx: RequestContext, req: IncomingMe
     ctx.blockReason = code;
     ctx.status = status;
     if (res) sendProblem(res, status, code, detail, ctx.id, reqIdHeader, undefined, close);
-    else rejectUpgrade(req.socket, status);
+    else rejectUpgrade(socket, status, code, ctx.id, reqIdHeader, detail);
     return undefined;
   };
 
   // --- protocol hardening: never forward an ambiguous request (request smuggling) ---
   if (s.bad !== undefined) return fail(400, 'bad-header', s.bad, true);
+  // llhttp accepts any single-digit version (HTTP/0.9, HTTP/2.0 ...) in an HTTP/1 request line.
+  if (req.httpVersionMajor !== 1) return fail(505, 'http-version-not-supported', 'only HTTP/1.0 and HTTP/1.1 are supported', true);
   if (raw.length / 2 > lim.maxHeaderCount) return fail(431, 'too-many-headers', `more than ${lim.maxHeaderCount} header fields`, true);
   const url = req.url ?? '';
   if (url.length > lim.maxUrlLength) return fail(414, 'uri-too-long', `request target longer than ${lim.maxUrlLength} bytes`, true);
   if (s.hostCount !== 1) return fail(400, 'bad-host', s.hostCount === 0 ? 'missing Host header' : 'duplicate Host header', true);
+  if (!HOST_VALUE.test(s.host!)) return fail(400, 'bad-host', 'invalid Host header', true);
+  // absolute-form: RFC 9112 3.2.2 makes the target's authority win over Host; we route on Host, so they must agree.
+  if (url.charCodeAt(0) !== 47 /* / */ && !authorityMatchesHost(url, s.host!)) return fail(400, 'bad-host', 'request-target authority differs from Host', true);
   if (s.teCount > 0) {
     if (s.clCount > 0) return fail(400, 'ambiguous-length', 'both Content-Length and Transfer-Encoding', true);
+    // RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 message means the framing is faulty.
+    if (req.httpVersionMinor === 0) return fail(400, 'bad-transfer-encoding', 'Transfer-Encoding in an HTTP/1.0 request', true);
     if (s.teCount > 1 || s.te!.toLowerCase() !== 'chunked') return fail(400, 'bad-transfer-encoding', 'only "Transfer-Encoding: chunked" is accepted', true);
   }
   if (s.clCount > 1) return fail(400, 'ambiguous-length', 'duplicate Content-Length', true);
@@ -169,7 +182,6 @@ export function prepare(rt: GatewayRuntime, ctx: RequestContext, req: IncomingMe
 
   // Hop-by-hop headers named in Connection (RFC 9110 7.6.1) must not travel further either.
   if (s.connection !== undefined) dropConnectionNominated(fwd, s.connection);
-  if (route.requestHeaders !== undefined) applyRequestHeaderOps(fwd, route.requestHeaders.remove, route.requestHeaders.append);
 
   ctx.plan = { fwd, host: s.host!, xff: s.xff, peerTrusted, bodyLen, maxBody, upgrade: s.upgrade };
   return route;
@@ -177,6 +189,14 @@ export function prepare(rt: GatewayRuntime, ctx: RequestContext, req: IncomingMe
 
 
 const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+
+/** For a target that is not origin-form: true unless it is absolute-form with an authority other than Host. */
+function authorityMatchesHost(url: string, host: string): boolean {
+  const m = ABSOLUTE_AUTHORITY.exec(url);
+  // Not absolute-form (asterisk-form, garbage): normalizeRequestTarget rejects it.
+  if (m === null) return true;
+  return m[1]!.toLowerCase() === host.toLowerCase();
+}
 
 function dropConnectionNominated(fwd: string[], connection: string): void {
   const names = new Set<string>();
@@ -186,11 +206,6 @@ function dropConnectionNominated(fwd: string[], connection: string): void {
   }
   if (names.size === 0) return;
   filterPairs(fwd, names);
-}
-
-function applyRequestHeaderOps(fwd: string[], remove: ReadonlySet<string>, append: readonly string[]): void {
-  if (remove.size > 0) filterPairs(fwd, remove);
-  for (let i = 0; i < append.length; i++) fwd.push(append[i]!);
 }
 
 function filterPairs(fwd: string[], drop: ReadonlySet<string>): void {
@@ -257,7 +272,10 @@ function dispatch(rt: GatewayRuntime, ctx: RequestContext, route: CompiledRoute)
     ctx.status = d.status;
     ctx.bytesOut = d.body.length;
     // A body we will not read must not linger on a keep-alive connection.
-    if (p.bodyLen !== 0) headers.connection = 'close';
+    if (p.bodyLen !== 0) {
+      headers.connection = 'close';
+      (ctx.req.socket as CondemnableSocket)[kCondemned] = true;
+    }
     ctx.res.writeHead(d.status, headers);
     ctx.res.end(ctx.req.method === 'HEAD' ? undefined : d.body);
     return;
@@ -281,16 +299,18 @@ function onResponseClose(this: ServerResponse): void {
   rt.accessLog?.log(ctx);
 }
 
-function rejectUpgrade(socket: Socket, status: number): void {
+function rejectUpgrade(socket: Socket, status: number, code: string, id: string, idHeader: string, detail?: string): void {
   if (!socket.writable) { socket.destroy(); return; }
-  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+  writeRawProblem(socket, status, code, detail ?? '', id, idHeader);
 }
 
 /** WebSocket (and other Upgrade) requests: same checks and routing; only routes with `websocket: true` pass. */
 export function createUpgradeHandler(holder: RuntimeHolder, listener: string, secure: boolean) {
   return function handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
-    const rt = holder.current;
     socket.on('error', () => socket.destroy());
+    // Pipelined behind a `connection: close` answer: no tunnel, nothing forwarded; end() lets that answer flush.
+    if ((socket as PeerSocket)[kCondemned] === true) { socket.end(); return; }
+    const rt = holder.current;
     const fakeRes = undefined;
     const ctx = new RequestContext(req, fakeRes as unknown as ServerResponse, listener, secure, performance.now());
     const route = prepare(rt, ctx, req, undefined, true);
@@ -299,7 +319,7 @@ export function createUpgradeHandler(holder: RuntimeHolder, listener: string, se
     if (!route.websocket || route.upstream === undefined || upgrade === undefined || upgrade.toLowerCase() !== 'websocket' || req.method !== 'GET') {
       ctx.status = 400;
       ctx.blockReason = 'upgrade-not-allowed';
-      rejectUpgrade(socket, 400);
+      rejectUpgrade(socket, 400, 'upgrade-not-allowed', ctx.id, rt.requestId.header, 'this route does not accept this upgrade');
       rt.accessLog?.log(ctx);
       return;
     }
@@ -311,19 +331,19 @@ function runUpgradeStages(rt: GatewayRuntime, ctx: RequestContext, route: Compil
   const stages = route.onRequest;
   for (; i < stages.length; i++) {
     let out: StageOutcome | Promise<StageOutcome>;
-    try { out = stages[i]!(ctx); } catch { rejectUpgrade(socket, 500); return; }
+    try { out = stages[i]!(ctx); } catch { rejectUpgrade(socket, 500, 'internal-error', ctx.id, rt.requestId.header); return; }
     if (out === undefined) continue;
     if (isPromise(out)) {
       const next = i + 1;
       out.then((o) => {
-        if (o !== undefined) { ctx.status = o.status; ctx.blockReason = o.code; rejectUpgrade(socket, o.status); rt.accessLog?.log(ctx); }
+        if (o !== undefined) { ctx.status = o.status; ctx.blockReason = o.code; rejectUpgrade(socket, o.status, o.code, ctx.id, rt.requestId.header, o.detail); rt.accessLog?.log(ctx); }
         else runUpgradeStages(rt, ctx, route, socket, head, next);
-      }, () => rejectUpgrade(socket, 500));
+      }, () => rejectUpgrade(socket, 500, 'internal-error', ctx.id, rt.requestId.header));
       return;
     }
     ctx.status = out.status;
     ctx.blockReason = out.code;
-    rejectUpgrade(socket, out.status);
+    rejectUpgrade(socket, out.status, out.code, ctx.id, rt.requestId.header, out.detail);
     rt.accessLog?.log(ctx);
     return;
   }

@@ -1,10 +1,10 @@
 // One HTTP listener: node:http with Node's strict parser and the configured protocol limits, connection
 // caps (per listener and per client IP), parser-error answers, and WebSocket upgrades.
-import http from 'node:http';
+import http, { type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ListenerLimitsResolved } from '../gateway/runtime.js';
 import { createRequestHandler, createUpgradeHandler, type RuntimeHolder } from './handler.js';
-import { writeRawProblem } from './problem.js';
+import { sendProblem, writeRawProblem } from './problem.js';
 import { randomUUID } from 'node:crypto';
 
 export interface Listener {
@@ -24,7 +24,9 @@ export async function startListener(holder: RuntimeHolder, name: string, address
     headersTimeout: Math.min(lim.headersTimeoutMs, lim.requestTimeoutMs || lim.headersTimeoutMs),
     keepAliveTimeout: lim.keepAliveTimeoutMs,
     connectionsCheckingInterval: 1000,
-    requireHostHeader: true,
+    // Host is checked by the handler (missing, duplicate, invalid: a problem+json 400); Node's own check
+    // would answer with a bare 400 instead.
+    requireHostHeader: false,
     joinDuplicateHeaders: false,
   }, createRequestHandler(holder, name, false));
   // Node silently drops headers past maxHeadersCount; keeping one more lets the handler see the excess and answer 431.
@@ -50,6 +52,15 @@ export async function startListener(holder: RuntimeHolder, name: string, address
 
   server.on('clientError', (err: NodeJS.ErrnoException & { bytesParsed?: number }, socket: Socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) { socket.destroy(); return; }
+    // A response already begun on this connection (the handler refused the request before the parser
+    // failed on its body, or a pipelined earlier exchange): a second head would corrupt the stream and
+    // desync a front proxy. Let a complete one flush, cut an incomplete one (as Node's default does).
+    const inflight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (inflight != null && inflight.headersSent) {
+      if (inflight.writableEnded) socket.end();
+      else socket.destroy();
+      return;
+    }
     const header = holder.current.requestId.header;
     const id = randomUUID();
     switch (err.code) {
@@ -64,6 +75,15 @@ export async function startListener(holder: RuntimeHolder, name: string, address
   });
 
   server.on('upgrade', createUpgradeHandler(holder, name, false));
+
+  // Requests Node would otherwise answer itself, with a bare body (417) or by silently closing (CONNECT).
+  server.on('checkExpectation', (_req: http.IncomingMessage, res: ServerResponse) => {
+    sendProblem(res, 417, 'expectation-failed', 'only "Expect: 100-continue" is supported', randomUUID(), holder.current.requestId.header, undefined, true);
+  });
+  server.on('connect', (_req: http.IncomingMessage, socket: Socket) => {
+    socket.on('error', () => socket.destroy());
+    writeRawProblem(socket, 405, 'method-not-allowed', 'CONNECT is not allowed', randomUUID(), holder.current.requestId.header);
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -5,6 +5,14 @@ import type { Socket } from 'node:net';
 
 export const PROBLEM_BASE = 'https://portcullis.dev/problems/';
 
+/**
+ * Set on a connection once the gateway answered on it with `connection: close`. RFC 9112 9.6: no further
+ * request on it may be processed. This matters most after a refused malformed or ambiguous request: how
+ * the parser framed it is exactly what is in doubt, so bytes after it must never become a request.
+ */
+export const kCondemned = Symbol('portcullis.condemned');
+export type CondemnableSocket = Socket & { [kCondemned]?: true };
+
 export function problemBody(status: number, code: string, detail: string | undefined, requestId: string): string {
   return JSON.stringify({
     type: PROBLEM_BASE + code,
@@ -44,7 +52,11 @@ export function sendProblem(
     ...SECURITY_HEADERS,
     [requestIdHeader]: requestId,
   };
-  if (closeConnection) headers.connection = 'close';
+  if (closeConnection) {
+    headers.connection = 'close';
+    const socket = res.req.socket as CondemnableSocket | null;
+    if (socket) socket[kCondemned] = true;
+  }
   res.writeHead(status, headers);
   res.end(res.req.method === 'HEAD' ? undefined : body);
 }
