@@ -41,8 +41,12 @@ export class RequestContext {
   attempts = 0;
   /** what the header scan prepared for the proxy (set once routing succeeded) */
   plan: ForwardPlan | undefined = undefined;
-  /** set by the proxy while an upstream exchange is open; called if the client goes away */
-  abortUpstream: (() => void) | undefined = undefined;
+  /**
+   * The open upstream exchange, if any; told when the client goes away. An object, not a closure: a
+   * closure per request capturing the exchange was measured to make V8 keep (promote) per-request
+   * state across scavenges, tripling GC time under load.
+   */
+  upstream: { abortFromClient(): void } | undefined = undefined;
 
   constructor(
     readonly req: IncomingMessage,

@@ -70,6 +70,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, Expirable {
   private retriesLeft: number;
   /** performance.now() deadline for the whole exchange (totalMs), 0 = none */
   deadline = 0;
+  dlPrev: Expirable | undefined = undefined;
+  dlNext: Expirable | undefined = undefined;
   private sweeper: DeadlineSweeper | undefined;
   private finished = false;
   private drainHooked = false;
@@ -90,7 +92,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, Expirable {
     this.retriesLeft = !this.hasBody && IDEMPOTENT.has(ctx.req.method ?? '') ? up.retry.attempts : 0;
     this.hashKey = hashKeyFor(up, ctx);
     this.hostIndex = headers.length - 1;
-    ctx.abortUpstream = () => this.abort(new Error('client closed the connection'));
+    ctx.upstream = this;
     const total = up.timeouts.totalMs;
     if (total > 0) {
       this.deadline = performance.now() + total;
@@ -214,6 +216,11 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, Expirable {
     this.fail(kind.status, kind.code, kind.detail);
   }
 
+  /** The client went away: stop the upstream exchange too. */
+  abortFromClient(): void {
+    this.abort(new Error('client closed the connection'));
+  }
+
   /** Called by the deadline sweeper when totalMs has passed. */
   expire(): void {
     this.sweeper = undefined;
@@ -232,7 +239,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, Expirable {
 
   private settle(): void {
     this.finished = true;
-    this.ctx.abortUpstream = undefined;
+    this.ctx.upstream = undefined;
     if (this.sweeper !== undefined) { this.sweeper.delete(this); this.sweeper = undefined; }
   }
 

@@ -295,7 +295,7 @@ function onResponseClose(this: ServerResponse): void {
       try { done(ctx); } catch (err) { rt.logger.error({ err }, 'onDone handler failed'); }
     }
   }
-  if (ctx.abortUpstream !== undefined && !this.writableFinished) ctx.abortUpstream();
+  if (ctx.upstream !== undefined && !this.writableFinished) ctx.upstream.abortFromClient();
   rt.accessLog?.log(ctx);
 }
 
