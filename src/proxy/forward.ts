@@ -15,6 +15,8 @@ type DispatchController = Parameters<NonNullable<Dispatcher.DispatchHandler['onR
 
 /** Response headers that describe the upstream connection, not the response (RFC 9110 7.6.1), or leak versions. */
 const RESPONSE_DROP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'server', 'x-powered-by', 'x-aspnet-version', 'x-aspnetmvc-version'];
+// The gateway sets these itself on every proxied response.
+const RESPONSE_DROP_SET = new Set([...RESPONSE_DROP, 'x-content-type-options', 'via']);
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 
 const enum Mode { Pass, Discard, Retry }
@@ -37,6 +39,17 @@ export function forwardRequest(rt: GatewayRuntime, ctx: RequestContext, route: C
   h.push('host', plan.host);
   const ex = new ProxyExchange(rt, ctx, route, up, plan, h);
   ex.attempt();
+}
+
+/** Header names an upstream's Connection header nominates as hop-by-hop (undefined for plain keep-alive/close). */
+function connectionNominated(conn: string): Set<string> | undefined {
+  if (conn === 'keep-alive' || conn === 'close') return undefined;
+  let out: Set<string> | undefined;
+  for (const t of conn.split(',')) {
+    const n = t.trim().toLowerCase();
+    if (n !== '' && n !== 'keep-alive' && n !== 'close') (out ??= new Set()).add(n);
+  }
+  return out;
 }
 
 export function hashKeyFor(up: Upstream, ctx: RequestContext): string | undefined {
@@ -158,16 +171,32 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, Expirable {
     }
     const h = headers as Record<string, string | string[] | number | undefined>;
     const conn = h.connection;
-    if (typeof conn === 'string' && conn.includes(',')) for (const t of conn.split(',')) delete h[t.trim().toLowerCase()];
-    else if (typeof conn === 'string') delete h[conn.trim().toLowerCase()];
-    for (let i = 0; i < RESPONSE_DROP.length; i++) delete h[RESPONSE_DROP[i]!];
-    h['x-content-type-options'] = 'nosniff';
-    h[this.rt.requestId.header] = ctx.id;
-    h.via = this.rt.via;
+    const nominated = typeof conn === 'string' ? connectionNominated(conn) : undefined;
+    const idHeader = this.rt.requestId.header;
     const stages = this.route.onResponse;
-    for (let i = stages.length - 1; i >= 0; i--) stages[i]!(ctx, statusCode, h);
+    let out: Record<string, string | string[] | number | undefined> | (string | string[] | number)[];
+    if (stages.length === 0) {
+      // Common case: one pass into a flat [name, value, ...] list, which writeHead takes as is (no
+      // `delete`, which would turn the object into a slow dictionary, and no for-in inside Node).
+      const flat: (string | string[] | number)[] = [];
+      for (const k in h) {
+        if (RESPONSE_DROP_SET.has(k) || k === idHeader || (nominated !== undefined && nominated.has(k))) continue;
+        const v = h[k];
+        if (v !== undefined) flat.push(k, v);
+      }
+      flat.push('x-content-type-options', 'nosniff', idHeader, ctx.id, 'via', this.rt.via);
+      out = flat;
+    } else {
+      if (nominated !== undefined) for (const k of nominated) delete h[k];
+      for (let i = 0; i < RESPONSE_DROP.length; i++) delete h[RESPONSE_DROP[i]!];
+      h['x-content-type-options'] = 'nosniff';
+      h[idHeader] = ctx.id;
+      h.via = this.rt.via;
+      for (let i = stages.length - 1; i >= 0; i--) stages[i]!(ctx, statusCode, h);
+      out = h;
+    }
     try {
-      res.writeHead(statusCode, statusMessage || undefined, h as Record<string, string | string[] | number>);
+      res.writeHead(statusCode, statusMessage || undefined, out as Record<string, string | string[] | number>);
     } catch (err) {
       // e.g. a header value Node refuses to write: the upstream reply is unusable.
       this.mode = Mode.Discard;
