@@ -108,7 +108,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, Expirable {
     ctx.upstream = this;
     const total = up.timeouts.totalMs;
     if (total > 0) {
-      this.deadline = performance.now() + total;
+      this.deadline = ctx.start + total; // measured from arrival: one clock read fewer per request
       this.sweeper = sweeperFor(total);
       this.sweeper.add(this);
     }
