@@ -3,6 +3,7 @@
 import type { IncomingMessage, ServerResponse, OutgoingHttpHeaders } from 'node:http';
 import type { TSchema } from '@sinclair/typebox';
 import type { RequestContext } from './context.js';
+import type { HeaderList } from './header-list.js';
 
 /** A stage stops the request by returning a Rejection; `undefined` means "continue". */
 export interface Rejection {
@@ -20,8 +21,8 @@ export interface CompiledStage {
   readonly name: string;
   /** Runs before proxying, in stage order. May return a promise (only when it really must wait). */
   readonly onRequest?: (ctx: RequestContext) => StageOutcome | Promise<StageOutcome>;
-  /** Runs when the response head is known, in reverse stage order; may edit headers in place. */
-  readonly onResponse?: (ctx: RequestContext, status: number, headers: Record<string, string | string[] | number | undefined>) => void;
+  /** Runs when the upstream's response head is known, in reverse stage order; may edit the headers in place. */
+  readonly onResponse?: (ctx: RequestContext, status: number, headers: HeaderList) => void;
   /** Runs once when the exchange is over (response finished or aborted). */
   readonly onDone?: (ctx: RequestContext) => void;
 }

@@ -9,6 +9,7 @@ import type { CompiledRoute, GatewayRuntime } from '../gateway/runtime.js';
 import type { AttemptOutcome, Upstream, UpstreamTarget } from '../upstream/types.js';
 import { encodePathForUpstream } from '../routing/normalize.js';
 import { sendProblem } from '../server/problem.js';
+import { HeaderList, type HeaderValue } from '../pipeline/header-list.js';
 import { sweeperFor, type DeadlineSweeper, type Expirable } from './deadlines.js';
 
 type DispatchController = Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseStart']>>[0];
@@ -173,30 +174,22 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, Expirable {
     const conn = h.connection;
     const nominated = typeof conn === 'string' ? connectionNominated(conn) : undefined;
     const idHeader = this.rt.requestId.header;
+    // One pass into a flat [name, value, ...] list, which writeHead takes as is: no `delete` (it turns the
+    // object into a slow dictionary) and no for-in inside Node. Response stages edit the same list.
+    const flat: HeaderValue[] = [];
+    for (const k in h) {
+      if (RESPONSE_DROP_SET.has(k) || k === idHeader || (nominated !== undefined && nominated.has(k))) continue;
+      const v = h[k];
+      if (v !== undefined) flat.push(k, v);
+    }
+    flat.push('x-content-type-options', 'nosniff', idHeader, ctx.id, 'via', this.rt.via);
     const stages = this.route.onResponse;
-    let out: Record<string, string | string[] | number | undefined> | (string | string[] | number)[];
-    if (stages.length === 0) {
-      // Common case: one pass into a flat [name, value, ...] list, which writeHead takes as is (no
-      // `delete`, which would turn the object into a slow dictionary, and no for-in inside Node).
-      const flat: (string | string[] | number)[] = [];
-      for (const k in h) {
-        if (RESPONSE_DROP_SET.has(k) || k === idHeader || (nominated !== undefined && nominated.has(k))) continue;
-        const v = h[k];
-        if (v !== undefined) flat.push(k, v);
-      }
-      flat.push('x-content-type-options', 'nosniff', idHeader, ctx.id, 'via', this.rt.via);
-      out = flat;
-    } else {
-      if (nominated !== undefined) for (const k of nominated) delete h[k];
-      for (let i = 0; i < RESPONSE_DROP.length; i++) delete h[RESPONSE_DROP[i]!];
-      h['x-content-type-options'] = 'nosniff';
-      h[idHeader] = ctx.id;
-      h.via = this.rt.via;
-      for (let i = stages.length - 1; i >= 0; i--) stages[i]!(ctx, statusCode, h);
-      out = h;
+    if (stages.length > 0) {
+      const list = new HeaderList(flat);
+      for (let i = stages.length - 1; i >= 0; i--) stages[i]!(ctx, statusCode, list);
     }
     try {
-      res.writeHead(statusCode, statusMessage || undefined, out as Record<string, string | string[] | number>);
+      res.writeHead(statusCode, statusMessage || undefined, flat as unknown as Record<string, HeaderValue>);
     } catch (err) {
       // e.g. a header value Node refuses to write: the upstream reply is unusable.
       this.mode = Mode.Discard;

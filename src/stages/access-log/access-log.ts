@@ -1,7 +1,7 @@
 // Access log stage: one JSON line per exchange via pino, written when the response is over.
 // Secrets never reach the log: we log a fixed set of fields, never whole header maps, and the few
 // headers/query parameters an operator asks for pass through redaction compiled at load time.
-import { pino, type Logger } from 'pino';
+import { pino } from 'pino';
 import type { Static } from '@sinclair/typebox';
 import { AccessLogSchema } from '../../config/schema.js';
 import type { RequestContext } from '../../pipeline/context.js';
@@ -19,59 +19,96 @@ export interface AccessLogger {
   close(): void;
 }
 
+/** Lines are batched into writes of about this many bytes (and flushed at least every FLUSH_MS). */
+const BATCH_BYTES = 16 * 1024;
+const FLUSH_MS = 250;
+
+/**
+ * The line is built by a serializer compiled for its fixed shape and written through pino's destination
+ * (SonicBoom, asynchronous, batched). pino's generic `logger.info(obj)` was measured here at about 30 µs
+ * per request with an ISO timestamp (object walk, `new Date().toISOString()` per line, one write per
+ * line); this costs a small fraction of that and keeps pino's line format (`level`, `time`).
+ */
 export function compile(cfg: AccessLogConfig | undefined): AccessLogger | undefined {
   if (cfg?.enabled === false) return undefined;
   const destination = cfg?.destination ?? 'stdout';
   const dest = pino.destination({
     dest: destination === 'stdout' ? 1 : destination === 'stderr' ? 2 : destination,
     sync: false,
-    minLength: 4096,
     mkdir: true,
   });
-  const logger: Logger = pino({ base: undefined, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'msg' }, dest);
   const secretHeaders = new Set([...ALWAYS_SECRET_HEADERS, ...(cfg?.redactHeaders ?? []).map((h) => h.toLowerCase())]);
   const secretQuery = new Set([...DEFAULT_SECRET_QUERY, ...(cfg?.redactQuery ?? []).map((q) => q.toLowerCase())]);
   const include = (cfg?.includeHeaders ?? []).map((h) => h.toLowerCase());
   const redactQuery = compileQueryRedactor(secretQuery);
+  const now = cachedIsoTime();
+
+  let buf = '';
+  let closed = false;
+  const flush = () => {
+    if (buf === '') return;
+    const chunk = buf;
+    buf = '';
+    dest.write(chunk);
+  };
+  const timer = setInterval(flush, FLUSH_MS);
+  timer.unref();
 
   return {
     log(ctx) {
+      if (closed) return;
       const req = ctx.req;
-      const line: Record<string, unknown> = {
-        type: 'access',
-        request_id: ctx.id,
-        listener: ctx.listener,
-        client_ip: ctx.clientIp,
-        method: req.method,
-        path: ctx.path || undefined,
-        query: ctx.query ? redactQuery(ctx.query) : undefined,
-        route: ctx.routeId || undefined,
-        status: ctx.status || ctx.res.statusCode,
-        bytes_in: ctx.bytesIn,
-        bytes_out: ctx.bytesOut,
-        duration_ms: round(performance.now() - ctx.start),
-        upstream_ms: ctx.upstreamEnd > 0 ? round(ctx.upstreamEnd - ctx.upstreamStart) : undefined,
-        upstream: ctx.upstreamTarget || undefined,
-        attempts: ctx.attempts > 1 ? ctx.attempts : undefined,
-        identity: ctx.identity ? { kind: ctx.identity.kind, id: ctx.identity.id } : undefined,
-        block_reason: ctx.blockReason,
-        aborted: ctx.res.writableFinished ? undefined : true,
-      };
+      const res = ctx.res;
+      // id (generated or SAFE_ID-checked), listener and route ids (config patterns), canonical IPs and
+      // HTTP method tokens cannot contain characters JSON must escape; path and query can.
+      let line = `{"level":30,"time":"${now()}","type":"access","request_id":"${ctx.id}","listener":"${ctx.listener}","client_ip":"${ctx.clientIp}","method":"${req.method ?? ''}"`;
+      if (ctx.path !== '') line += `,"path":${str(ctx.path)}`;
+      if (ctx.query !== '') line += `,"query":${str(redactQuery(ctx.query))}`;
+      if (ctx.routeId !== '') line += `,"route":"${ctx.routeId}"`;
+      line += `,"status":${ctx.status || (res ? res.statusCode : 0)},"bytes_in":${ctx.bytesIn},"bytes_out":${ctx.bytesOut},"duration_ms":${round(performance.now() - ctx.start)}`;
+      if (ctx.upstreamEnd > 0) line += `,"upstream_ms":${round(ctx.upstreamEnd - ctx.upstreamStart)}`;
+      if (ctx.upstreamTarget !== '') line += `,"upstream":${str(ctx.upstreamTarget)}`;
+      if (ctx.attempts > 1) line += `,"attempts":${ctx.attempts}`;
+      if (ctx.identity !== undefined) line += `,"identity":{"kind":${str(ctx.identity.kind)},"id":${str(ctx.identity.id)}}`;
+      if (ctx.blockReason !== undefined) line += `,"block_reason":${str(ctx.blockReason)}`;
+      if (res && !res.writableFinished) line += ',"aborted":true';
       if (include.length > 0) {
-        const h: Record<string, string> = {};
+        let h = '';
         for (const name of include) {
           const v = req.headers[name];
-          if (v !== undefined) h[name] = secretHeaders.has(name) ? REDACTED : Array.isArray(v) ? v.join(', ') : v;
+          if (v === undefined) continue;
+          const value = secretHeaders.has(name) ? REDACTED : Array.isArray(v) ? v.join(', ') : v;
+          h += `${h === '' ? '' : ','}${str(name)}:${str(value)}`;
         }
-        line.headers = h;
+        line += `,"headers":{${h}}`;
       }
-      logger.info(line);
+      buf += `${line}}\n`;
+      if (buf.length >= BATCH_BYTES) flush();
     },
     close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(timer);
+      flush();
       try { dest.flushSync(); } catch { /* not ready yet or already closed */ }
       // stdout/stderr outlive a configuration generation: flush them, never close them.
       if (destination !== 'stdout' && destination !== 'stderr') dest.end();
     },
+  };
+}
+
+/** JSON string literal; JSON.stringify only when something needs escaping (most paths need none). */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\u007f-\uffff]/;
+const str = (s: string): string => (NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`);
+
+/** ISO-8601 time, formatted at most once per millisecond. */
+function cachedIsoTime(): () => string {
+  let last = 0;
+  let text = '';
+  return () => {
+    const n = Date.now();
+    if (n !== last) { last = n; text = new Date(n).toISOString(); }
+    return text;
   };
 }
 

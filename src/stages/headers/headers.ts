@@ -4,6 +4,7 @@
 import type { HeaderRewrite } from '../../config/schema.js';
 import { HeaderRewriteSchema } from '../../config/schema.js';
 import type { StageModule } from '../../pipeline/types.js';
+import type { HeaderList } from '../../pipeline/header-list.js';
 
 export const schema = HeaderRewriteSchema;
 
@@ -25,24 +26,17 @@ export function compileRequestHeaders(cfg: HeaderRewrite | undefined): RequestHe
   return { remove, append };
 }
 
-export type ResponseHeaders = Record<string, string | string[] | number | undefined>;
-
 /** Returns a function that edits an upstream response head in place, or undefined when there is nothing to do. */
-export function compileResponseHeaders(cfg: HeaderRewrite | undefined): ((h: ResponseHeaders) => void) | undefined {
+export function compileResponseHeaders(cfg: HeaderRewrite | undefined): ((h: HeaderList) => void) | undefined {
   if (!cfg) return undefined;
   const remove = (cfg.remove ?? []).map((n) => n.toLowerCase());
   const set = Object.entries(cfg.set ?? {}).map(([n, v]) => [n.toLowerCase(), v] as const);
   const add = Object.entries(cfg.add ?? {}).map(([n, v]) => [n.toLowerCase(), v] as const);
   if (remove.length + set.length + add.length === 0) return undefined;
   return (h) => {
-    for (const n of remove) delete h[n];
-    for (const [n, v] of set) h[n] = v;
-    for (const [n, v] of add) {
-      const cur = h[n];
-      if (cur === undefined) h[n] = v;
-      else if (Array.isArray(cur)) cur.push(v);
-      else h[n] = [String(cur), v];
-    }
+    for (const n of remove) h.remove(n);
+    for (const [n, v] of set) h.set(n, v);
+    for (const [n, v] of add) h.append(n, v);
   };
 }
 

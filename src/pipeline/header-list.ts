@@ -1,0 +1,41 @@
+// A response head as a flat [name, value, name, value, ...] list: the form Node's writeHead takes
+// without a for-in pass, and cheap to edit for the handful of headers a response has. Names are
+// lower-case (undici delivers them so, and stages must use lower case).
+
+export type HeaderValue = string | string[] | number;
+
+export class HeaderList {
+  constructor(readonly items: HeaderValue[] = []) {}
+
+  get(name: string): HeaderValue | undefined {
+    const it = this.items;
+    for (let i = 0; i < it.length; i += 2) if (it[i] === name) return it[i + 1];
+    return undefined;
+  }
+
+  has(name: string): boolean {
+    return this.get(name) !== undefined;
+  }
+
+  /** Replaces every value of `name` with one value. */
+  set(name: string, value: HeaderValue): void {
+    this.remove(name);
+    this.items.push(name, value);
+  }
+
+  /** Adds a value, keeping existing ones (e.g. another Set-Cookie). */
+  append(name: string, value: HeaderValue): void {
+    this.items.push(name, value);
+  }
+
+  remove(name: string): void {
+    const it = this.items;
+    let w = 0;
+    for (let i = 0; i < it.length; i += 2) {
+      if (it[i] === name) continue;
+      if (w !== i) { it[w] = it[i]!; it[w + 1] = it[i + 1]!; }
+      w += 2;
+    }
+    it.length = w;
+  }
+}
