@@ -26,8 +26,8 @@ const FLUSH_MS = 250;
 /**
  * The line is built by a serializer compiled for its fixed shape and written through pino's destination
  * (SonicBoom, asynchronous, batched). pino's generic `logger.info(obj)` was measured here at about 30 µs
- * per request with an ISO timestamp (object walk, `new Date().toISOString()` per line, one write per
- * line); this costs a small fraction of that and keeps pino's line format (`level`, `time`).
+ * per request with an ISO timestamp (object walk, an ISO timestamp formatted per line, one write per line);
+ * this costs a small fraction of that and keeps pino's default line format (`level`, `time` in epoch ms).
  */
 export function compile(cfg: AccessLogConfig | undefined): AccessLogger | undefined {
   if (cfg?.enabled === false) return undefined;
@@ -41,7 +41,6 @@ export function compile(cfg: AccessLogConfig | undefined): AccessLogger | undefi
   const secretQuery = new Set([...DEFAULT_SECRET_QUERY, ...(cfg?.redactQuery ?? []).map((q) => q.toLowerCase())]);
   const include = (cfg?.includeHeaders ?? []).map((h) => h.toLowerCase());
   const redactQuery = compileQueryRedactor(secretQuery);
-  const now = cachedIsoTime();
 
   let buf = '';
   let closed = false;
@@ -61,7 +60,7 @@ export function compile(cfg: AccessLogConfig | undefined): AccessLogger | undefi
       const res = ctx.res;
       // id (generated or SAFE_ID-checked), listener and route ids (config patterns), canonical IPs and
       // HTTP method tokens cannot contain characters JSON must escape; path and query can.
-      let line = `{"level":30,"time":"${now()}","type":"access","request_id":"${ctx.id}","listener":"${ctx.listener}","client_ip":"${ctx.clientIp}","method":"${req.method ?? ''}"`;
+      let line = `{"level":30,"time":${Date.now()},"type":"access","request_id":"${ctx.id}","listener":"${ctx.listener}","client_ip":"${ctx.clientIp}","method":"${req.method ?? ''}"`;
       if (ctx.path !== '') line += `,"path":${str(ctx.path)}`;
       if (ctx.query !== '') line += `,"query":${str(redactQuery(ctx.query))}`;
       if (ctx.routeId !== '') line += `,"route":"${ctx.routeId}"`;
@@ -101,16 +100,6 @@ export function compile(cfg: AccessLogConfig | undefined): AccessLogger | undefi
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\u007f-\uffff]/;
 const str = (s: string): string => (NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`);
 
-/** ISO-8601 time, formatted at most once per millisecond. */
-function cachedIsoTime(): () => string {
-  let last = 0;
-  let text = '';
-  return () => {
-    const n = Date.now();
-    if (n !== last) { last = n; text = new Date(n).toISOString(); }
-    return text;
-  };
-}
 
 const round = (ms: number) => Math.round(ms * 1000) / 1000;
 
