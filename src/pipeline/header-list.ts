@@ -39,3 +39,14 @@ export class HeaderList {
     it.length = w;
   }
 }
+
+/** Removes, in place, every pair of a flat [name, value, ...] request header list whose name (any case) is in `drop`. */
+export function removeHeaderPairs(pairs: string[], drop: ReadonlySet<string>): void {
+  let w = 0;
+  for (let i = 0; i < pairs.length; i += 2) {
+    if (drop.has(pairs[i]!.toLowerCase())) continue;
+    pairs[w++] = pairs[i]!;
+    pairs[w++] = pairs[i + 1]!;
+  }
+  pairs.length = w;
+}

@@ -4,6 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { RequestContext } from '../pipeline/context.js';
+import { removeHeaderPairs } from '../pipeline/header-list.js';
 import type { StageOutcome } from '../pipeline/types.js';
 import { normalizeRequestTarget } from '../routing/normalize.js';
 import { canonicalIp } from '../net/cidr.js';
@@ -205,17 +206,7 @@ function dropConnectionNominated(fwd: string[], connection: string): void {
     if (n && n !== 'close' && n !== 'keep-alive' && n !== 'upgrade') names.add(n);
   }
   if (names.size === 0) return;
-  filterPairs(fwd, names);
-}
-
-function filterPairs(fwd: string[], drop: ReadonlySet<string>): void {
-  let w = 0;
-  for (let i = 0; i < fwd.length; i += 2) {
-    if (drop.has(fwd[i]!.toLowerCase())) continue;
-    fwd[w++] = fwd[i]!;
-    fwd[w++] = fwd[i + 1]!;
-  }
-  fwd.length = w;
+  removeHeaderPairs(fwd, names);
 }
 
 /** Runs the route's request stages from index i; stays synchronous until a stage returns a promise. */

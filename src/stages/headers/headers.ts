@@ -4,7 +4,7 @@
 import type { HeaderRewrite } from '../../config/schema.js';
 import { HeaderRewriteSchema } from '../../config/schema.js';
 import type { StageModule } from '../../pipeline/types.js';
-import type { HeaderList } from '../../pipeline/header-list.js';
+import { removeHeaderPairs, type HeaderList } from '../../pipeline/header-list.js';
 
 export const schema = HeaderRewriteSchema;
 
@@ -57,15 +57,7 @@ export const requestHeadersStage: StageModule<HeaderRewrite> = {
       onRequest(ctx) {
         const fwd = ctx.plan?.fwd;
         if (fwd === undefined) return undefined;
-        if (remove.size > 0) {
-          let w = 0;
-          for (let i = 0; i < fwd.length; i += 2) {
-            if (remove.has(fwd[i]!.toLowerCase())) continue;
-            fwd[w++] = fwd[i]!;
-            fwd[w++] = fwd[i + 1]!;
-          }
-          fwd.length = w;
-        }
+        if (remove.size > 0) removeHeaderPairs(fwd, remove);
         for (let i = 0; i < append.length; i++) fwd.push(append[i]!);
         return undefined;
       },
