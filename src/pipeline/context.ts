@@ -65,6 +65,8 @@ export interface ForwardPlan {
   readonly fwd: string[];
   readonly host: string;
   readonly xff: string | undefined;
+  /** the request's Via chain; the gateway appends its own hop (RFC 9110 7.6.3) */
+  readonly via: string | undefined;
   readonly peerTrusted: boolean;
   /** -1 = chunked (length unknown), 0 = no body, else Content-Length */
   readonly bodyLen: number;

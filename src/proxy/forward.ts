@@ -32,7 +32,7 @@ export function forwardRequest(rt: GatewayRuntime, ctx: RequestContext, route: C
     'x-forwarded-for', plan.peerTrusted && plan.xff !== undefined ? `${plan.xff}, ${ctx.peerIp}` : ctx.peerIp,
     'x-forwarded-proto', ctx.secure ? 'https' : 'http',
     'x-forwarded-host', plan.host,
-    'via', rt.via,
+    'via', plan.via === undefined ? rt.via : `${plan.via}, ${rt.via}`,
     rt.requestId.header, ctx.id,
   );
   if (plan.bodyLen > 0) h.push('content-length', String(plan.bodyLen));

@@ -25,7 +25,7 @@ export function forwardUpgrade(rt: GatewayRuntime, ctx: RequestContext, route: C
   ctx.upstreamPath = ctx.query === '' ? encodePathForUpstream(path) : `${encodePathForUpstream(path)}?${ctx.query}`;
   const h = plan.fwd;
   h.push('x-forwarded-for', plan.peerTrusted && plan.xff !== undefined ? `${plan.xff}, ${ctx.peerIp}` : ctx.peerIp,
-    'x-forwarded-proto', ctx.secure ? 'https' : 'http', 'x-forwarded-host', plan.host, 'via', rt.via, rt.requestId.header, ctx.id,
+    'x-forwarded-proto', ctx.secure ? 'https' : 'http', 'x-forwarded-host', plan.host, 'via', plan.via === undefined ? rt.via : `${plan.via}, ${rt.via}`, rt.requestId.header, ctx.id,
     'host', route.preserveHost ? plan.host : target.host);
   ctx.upstreamTarget = target.origin;
   ctx.upstreamStart = performance.now();

@@ -25,7 +25,7 @@ const kRoute = Symbol('portcullis.route');
 
 // Request headers the gateway owns. Clients may not set them (spoofing, routing overrides), or they are
 // hop-by-hop (RFC 9110 7.6.1) and must not be forwarded. Value = what the scan does with them.
-const enum H { Host = 1, ContentLength, TransferEncoding, Connection, Drop, Xff, Forwarded, Upgrade }
+const enum H { Host = 1, ContentLength, TransferEncoding, Connection, Drop, Xff, Forwarded, Upgrade, Via }
 const HEADER_KIND = new Map<string, H>([
   ['host', H.Host],
   ['content-length', H.ContentLength],
@@ -38,7 +38,10 @@ const HEADER_KIND = new Map<string, H>([
   ['expect', H.Drop],
   ['x-forwarded-for', H.Xff], ['forwarded', H.Forwarded],
   ['x-forwarded-proto', H.Drop], ['x-forwarded-host', H.Drop], ['x-forwarded-port', H.Drop], ['x-forwarded-prefix', H.Drop],
-  ['x-real-ip', H.Drop], ['via', H.Drop],
+  // Client-IP headers some backends and frameworks trust: only the gateway may say who the client is.
+  ['x-real-ip', H.Drop], ['client-ip', H.Drop], ['true-client-ip', H.Drop], ['x-client-ip', H.Drop],
+  ['x-cluster-client-ip', H.Drop], ['cf-connecting-ip', H.Drop], ['fastly-client-ip', H.Drop], ['x-originating-ip', H.Drop],
+  ['via', H.Via],
   // Path overrides some frameworks honour: a client could route around the gateway's authorization.
   ['x-original-url', H.Drop], ['x-rewrite-url', H.Drop], ['x-original-uri', H.Drop], ['x-override-url', H.Drop],
   ['x-http-method-override', H.Drop], ['x-http-method', H.Drop], ['x-method-override', H.Drop],
@@ -62,6 +65,7 @@ interface Scan {
   upgrade: string | undefined;
   xff: string | undefined;
   forwarded: string | undefined;
+  via: string | undefined;
   requestId: string | undefined;
   bad: string | undefined;
 }
@@ -99,7 +103,7 @@ export function prepare(rt: GatewayRuntime, ctx: RequestContext, req: IncomingMe
 
   const s: Scan = {
     host: undefined, hostCount: 0, contentLength: undefined, clCount: 0, te: undefined, teCount: 0,
-    connection: undefined, upgrade: undefined, xff: undefined, forwarded: undefined, requestId: undefined, bad: undefined,
+    connection: undefined, upgrade: undefined, xff: undefined, forwarded: undefined, via: undefined, requestId: undefined, bad: undefined,
   };
   const fwd: string[] = [];
   const reqIdHeader = rt.requestId.header;
@@ -123,6 +127,7 @@ export function prepare(rt: GatewayRuntime, ctx: RequestContext, req: IncomingMe
       case H.Upgrade: s.upgrade = value; break;
       case H.Xff: s.xff = s.xff === undefined ? value : `${s.xff}, ${value}`; break;
       case H.Forwarded: s.forwarded = s.forwarded === undefined ? value : `${s.forwarded}, ${value}`; break;
+      case H.Via: s.via = s.via === undefined ? value : `${s.via}, ${value}`; break;
       default: break;
     }
   }
@@ -184,7 +189,7 @@ export function prepare(rt: GatewayRuntime, ctx: RequestContext, req: IncomingMe
   // Hop-by-hop headers named in Connection (RFC 9110 7.6.1) must not travel further either.
   if (s.connection !== undefined) dropConnectionNominated(fwd, s.connection);
 
-  ctx.plan = { fwd, host: s.host!, xff: s.xff, peerTrusted, bodyLen, maxBody, upgrade: s.upgrade };
+  ctx.plan = { fwd, host: s.host!, xff: s.xff, via: s.via, peerTrusted, bodyLen, maxBody, upgrade: s.upgrade };
   return route;
 }
 

@@ -25,6 +25,11 @@ const spoof = {
   'x-forwarded-proto': 'https',
   'x-forwarded-host': 'evil.example',
   'client-ip': '8.8.8.8',
+  'true-client-ip': '8.8.4.4',
+  'x-client-ip': '7.7.7.7',
+  'x-cluster-client-ip': '6.6.6.6',
+  'cf-connecting-ip': '5.5.5.5',
+  'fastly-client-ip': '4.4.4.4',
 };
 
 test('untrusted peer: spoofed X-Forwarded-For / Forwarded are ignored; upstream sees only the peer', async () => {
@@ -33,7 +38,9 @@ test('untrusted peer: spoofed X-Forwarded-For / Forwarded are ignored; upstream 
   const rec = last();
   assert.deepEqual(rawValues(rec, 'x-forwarded-for'), ['127.0.0.1']);
   assert.deepEqual(rawValues(rec, 'forwarded'), []);
-  assert.deepEqual(rawValues(rec, 'x-real-ip'), []);
+  for (const h of ['x-real-ip', 'client-ip', 'true-client-ip', 'x-client-ip', 'x-cluster-client-ip', 'cf-connecting-ip', 'fastly-client-ip']) {
+    assert.deepEqual(rawValues(rec, h), [], `${h} must not reach the upstream`);
+  }
   assert.deepEqual(rawValues(rec, 'x-forwarded-proto'), ['http']);
   assert.deepEqual(rawValues(rec, 'x-forwarded-host'), [`127.0.0.1:${untrusted.port}`]);
 });

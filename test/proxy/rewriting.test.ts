@@ -147,9 +147,11 @@ test('hop-by-hop response headers (fixed list and Connection-nominated) never re
   assert.ok(!r.body.toString().includes('X-Trail'), 'upstream trailers are not relayed');
 });
 
-test('Via is added both ways (client and upstream values replaced, not leaked)', async () => {
+test('Via: our hop is appended to the request chain (RFC 9110 7.6.3); the upstream\'s Via is replaced so backend hops do not leak', async () => {
   const r = await get(`${base}/via`, { headers: { via: '1.0 client-proxy' } });
   assert.equal(r.headers.via, '1.1 portcullis');
+  assert.deepEqual(rawValues(last(), 'via'), ['1.0 client-proxy, 1.1 portcullis']);
+  await get(`${base}/via`);
   assert.deepEqual(rawValues(last(), 'via'), ['1.1 portcullis']);
 });
 
