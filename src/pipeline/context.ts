@@ -1,6 +1,7 @@
 // The per-request context: everything later stages and the access log need to know about one exchange.
 // A class (not an object literal) so every context has the same shape and V8 keeps property access fast.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { CompiledRoute, GatewayRuntime } from '../gateway/runtime.js';
 
 export interface Identity {
   /** consumer id, subject, or certificate identity, as decided by the authentication stage */
@@ -25,6 +26,10 @@ export class RequestContext {
   /** path sent upstream, canonically re-encoded (set by the router / rewrite step) */
   upstreamPath = '';
   routeId = '';
+  /** the configuration generation this request runs on (kept even if a reload swaps in a new one) */
+  runtime: GatewayRuntime | undefined = undefined;
+  /** the compiled route, once routing succeeded */
+  route: CompiledRoute | undefined = undefined;
   params: Readonly<Record<string, string>> = EMPTY_PARAMS;
   wildcard: string | undefined = undefined;
   identity: Identity | undefined = undefined;

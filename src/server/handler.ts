@@ -19,9 +19,7 @@ export interface RuntimeHolder { current: GatewayRuntime }
 const kPeer = Symbol('portcullis.peer');
 const kCtx = Symbol('portcullis.ctx');
 type PeerSocket = CondemnableSocket & { [kPeer]?: string };
-type CtxResponse = ServerResponse & { [kCtx]?: RequestContext; [kRt]?: GatewayRuntime; [kRoute]?: CompiledRoute };
-const kRt = Symbol('portcullis.rt');
-const kRoute = Symbol('portcullis.route');
+type CtxResponse = ServerResponse & { [kCtx]?: RequestContext };
 
 // Request headers the gateway owns. Clients may not set them (spoofing, routing overrides), or they are
 // hop-by-hop (RFC 9110 7.6.1) and must not be forwarded. Value = what the scan does with them.
@@ -77,14 +75,14 @@ export function createRequestHandler(holder: RuntimeHolder, listener: string, se
     if ((req.socket as PeerSocket)[kCondemned] === true) return;
     const rt = holder.current;
     const ctx = new RequestContext(req, res, listener, secure, performance.now());
-    const r = res as CtxResponse;
-    r[kCtx] = ctx;
-    r[kRt] = rt;
+    ctx.runtime = rt;
+    (res as CtxResponse)[kCtx] = ctx;
     rt.inflight.count++;
-    res.once('close', onResponseClose);
+    // `on`, not `once`: 'close' fires once anyway, and once() allocates a wrapper per request.
+    res.on('close', onResponseClose);
     const route = prepare(rt, ctx, req, res, false);
     if (route === undefined) return;
-    r[kRoute] = route;
+    ctx.route = route;
     runStages(rt, ctx, route, 0);
   };
 }
@@ -136,54 +134,47 @@ export function prepare(rt: GatewayRuntime, ctx: RequestContext, req: IncomingMe
   ctx.clientIp = peerTrusted ? rt.resolveClientIp(peer, s.forwarded, s.xff) : peer;
   ctx.id = rt.requestId.assign(s.requestId, peerTrusted);
 
-  const fail = (status: number, code: string, detail: string, close = false): undefined => {
-    ctx.blockReason = code;
-    ctx.status = status;
-    if (res) sendProblem(res, status, code, detail, ctx.id, reqIdHeader, undefined, close);
-    else rejectUpgrade(socket, status, code, ctx.id, reqIdHeader, detail);
-    return undefined;
-  };
 
   // --- protocol hardening: never forward an ambiguous request (request smuggling) ---
-  if (s.bad !== undefined) return fail(400, 'bad-header', s.bad, true);
+  if (s.bad !== undefined) return refuse(ctx, res, socket, reqIdHeader, 400, 'bad-header', s.bad, true);
   // llhttp accepts any single-digit version (HTTP/0.9, HTTP/2.0 ...) in an HTTP/1 request line.
-  if (req.httpVersionMajor !== 1) return fail(505, 'http-version-not-supported', 'only HTTP/1.0 and HTTP/1.1 are supported', true);
-  if (raw.length / 2 > lim.maxHeaderCount) return fail(431, 'too-many-headers', `more than ${lim.maxHeaderCount} header fields`, true);
+  if (req.httpVersionMajor !== 1) return refuse(ctx, res, socket, reqIdHeader, 505, 'http-version-not-supported', 'only HTTP/1.0 and HTTP/1.1 are supported', true);
+  if (raw.length / 2 > lim.maxHeaderCount) return refuse(ctx, res, socket, reqIdHeader, 431, 'too-many-headers', `more than ${lim.maxHeaderCount} header fields`, true);
   const url = req.url ?? '';
-  if (url.length > lim.maxUrlLength) return fail(414, 'uri-too-long', `request target longer than ${lim.maxUrlLength} bytes`, true);
-  if (s.hostCount !== 1) return fail(400, 'bad-host', s.hostCount === 0 ? 'missing Host header' : 'duplicate Host header', true);
-  if (!HOST_VALUE.test(s.host!)) return fail(400, 'bad-host', 'invalid Host header', true);
+  if (url.length > lim.maxUrlLength) return refuse(ctx, res, socket, reqIdHeader, 414, 'uri-too-long', `request target longer than ${lim.maxUrlLength} bytes`, true);
+  if (s.hostCount !== 1) return refuse(ctx, res, socket, reqIdHeader, 400, 'bad-host', s.hostCount === 0 ? 'missing Host header' : 'duplicate Host header', true);
+  if (!HOST_VALUE.test(s.host!)) return refuse(ctx, res, socket, reqIdHeader, 400, 'bad-host', 'invalid Host header', true);
   // absolute-form: RFC 9112 3.2.2 makes the target's authority win over Host; we route on Host, so they must agree.
-  if (url.charCodeAt(0) !== 47 /* / */ && !authorityMatchesHost(url, s.host!)) return fail(400, 'bad-host', 'request-target authority differs from Host', true);
+  if (url.charCodeAt(0) !== 47 /* / */ && !authorityMatchesHost(url, s.host!)) return refuse(ctx, res, socket, reqIdHeader, 400, 'bad-host', 'request-target authority differs from Host', true);
   if (s.teCount > 0) {
-    if (s.clCount > 0) return fail(400, 'ambiguous-length', 'both Content-Length and Transfer-Encoding', true);
+    if (s.clCount > 0) return refuse(ctx, res, socket, reqIdHeader, 400, 'ambiguous-length', 'both Content-Length and Transfer-Encoding', true);
     // RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 message means the framing is faulty.
-    if (req.httpVersionMinor === 0) return fail(400, 'bad-transfer-encoding', 'Transfer-Encoding in an HTTP/1.0 request', true);
-    if (s.teCount > 1 || s.te!.toLowerCase() !== 'chunked') return fail(400, 'bad-transfer-encoding', 'only "Transfer-Encoding: chunked" is accepted', true);
+    if (req.httpVersionMinor === 0) return refuse(ctx, res, socket, reqIdHeader, 400, 'bad-transfer-encoding', 'Transfer-Encoding in an HTTP/1.0 request', true);
+    if (s.teCount > 1 || s.te!.toLowerCase() !== 'chunked') return refuse(ctx, res, socket, reqIdHeader, 400, 'bad-transfer-encoding', 'only "Transfer-Encoding: chunked" is accepted', true);
   }
-  if (s.clCount > 1) return fail(400, 'ambiguous-length', 'duplicate Content-Length', true);
-  if (s.clCount === 1 && !DIGITS.test(s.contentLength!)) return fail(400, 'bad-content-length', 'invalid Content-Length', true);
+  if (s.clCount > 1) return refuse(ctx, res, socket, reqIdHeader, 400, 'ambiguous-length', 'duplicate Content-Length', true);
+  if (s.clCount === 1 && !DIGITS.test(s.contentLength!)) return refuse(ctx, res, socket, reqIdHeader, 400, 'bad-content-length', 'invalid Content-Length', true);
   const method = req.method ?? 'GET';
-  if (method === 'TRACE' || method === 'TRACK' || method === 'CONNECT') return fail(405, 'method-not-allowed', `${method} is not allowed`);
+  if (method === 'TRACE' || method === 'TRACK' || method === 'CONNECT') return refuse(ctx, res, socket, reqIdHeader, 405, 'method-not-allowed', `${method} is not allowed`);
   if (s.upgrade !== undefined && !isUpgrade) {
     // An Upgrade header on a plain request (h2c, or a websocket without Connection: upgrade) is dropped, not forwarded.
     s.upgrade = undefined;
   }
 
   const norm = normalizeRequestTarget(url);
-  if (!norm.ok) return fail(400, 'bad-path', norm.reason, true);
+  if (!norm.ok) return refuse(ctx, res, socket, reqIdHeader, 400, 'bad-path', norm.reason, true);
   ctx.path = norm.path;
   ctx.query = norm.query;
 
   const bodyLen = s.clCount === 1 ? Number(s.contentLength) : s.teCount === 1 ? -1 : 0;
   const hit = rt.router.find(ctx.listener, s.host!, method, norm.path, rt.routerNeedsHeaders ? req.headers : EMPTY_HEADERS);
-  if (hit === null) return fail(404, 'no-route', 'no route matches this request');
+  if (hit === null) return refuse(ctx, res, socket, reqIdHeader, 404, 'no-route', 'no route matches this request');
   const route = hit.value;
   ctx.routeId = route.id;
   ctx.params = hit.params;
   ctx.wildcard = hit.wildcard;
   const maxBody = route.maxBodyBytes ?? lim.maxBodyBytes;
-  if (bodyLen > maxBody) return fail(413, 'body-too-large', `request body larger than ${maxBody} bytes`, true);
+  if (bodyLen > maxBody) return refuse(ctx, res, socket, reqIdHeader, 413, 'body-too-large', `request body larger than ${maxBody} bytes`, true);
   if (bodyLen > 0) ctx.bytesIn = bodyLen;
 
   // Hop-by-hop headers named in Connection (RFC 9110 7.6.1) must not travel further either.
@@ -195,6 +186,18 @@ export function prepare(rt: GatewayRuntime, ctx: RequestContext, req: IncomingMe
 
 
 const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+
+/**
+ * Answers a refused request (problem+json, or a raw reply on an upgrade socket). A module function rather
+ * than a closure in prepare(): capturing prepare's locals would allocate a context on every request.
+ */
+function refuse(ctx: RequestContext, res: ServerResponse | undefined, socket: Socket, reqIdHeader: string, status: number, code: string, detail: string, close = false): undefined {
+  ctx.blockReason = code;
+  ctx.status = status;
+  if (res) sendProblem(res, status, code, detail, ctx.id, reqIdHeader, undefined, close);
+  else rejectUpgrade(socket, status, code, ctx.id, reqIdHeader, detail);
+  return undefined;
+}
 
 /** For a target that is not origin-form: true unless it is absolute-form with an authority other than Host. */
 function authorityMatchesHost(url: string, host: string): boolean {
@@ -282,10 +285,10 @@ function dispatch(rt: GatewayRuntime, ctx: RequestContext, route: CompiledRoute)
 function onResponseClose(this: ServerResponse): void {
   const r = this as CtxResponse;
   const ctx = r[kCtx];
-  const rt = r[kRt];
+  const rt = ctx?.runtime;
   if (ctx === undefined || rt === undefined) return;
   if (--rt.inflight.count === 0 && rt.inflight.onIdle !== undefined) rt.inflight.onIdle();
-  const route = r[kRoute];
+  const route = ctx.route;
   if (route !== undefined) {
     for (const done of route.onDone) {
       try { done(ctx); } catch (err) { rt.logger.error({ err }, 'onDone handler failed'); }
