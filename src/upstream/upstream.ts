@@ -20,6 +20,9 @@ export interface CreateUpstreamOptions {
 
 /** 0 disables a timeout (undici semantics). */
 export const TIMEOUT_DEFAULTS: Readonly<UpstreamTimeouts> = { connectMs: 5_000, firstByteMs: 30_000, totalMs: 60_000 };
+/** min(a, b) where 0 means "no limit". */
+const capped = (a: number, b: number): number => (a === 0 ? b : b === 0 ? a : Math.min(a, b));
+
 export const POOL_DEFAULTS = { connections: 128, keepAliveTimeoutMs: 60_000 } as const;
 /**
  * Retry on 502/503 only: they mean "this target couldn't take it", so another target may.
@@ -68,10 +71,11 @@ export function createUpstream(name: string, cfg: UpstreamConfig, opts: CreateUp
       pipelining: 1,
       keepAliveTimeout: cfg.pool?.keepAliveTimeoutMs ?? POOL_DEFAULTS.keepAliveTimeoutMs,
       connect: { timeout: timeouts.connectMs },
-      headersTimeout: timeouts.firstByteMs,
-      // undici's bodyTimeout is an idle gap between chunks; no gap can usefully exceed the total,
-      // which the proxy enforces with its own timer.
-      bodyTimeout: timeouts.totalMs,
+      // Head and idle-body timeouts are capped at the total: a silent upstream is cut by undici, and the
+      // proxy cuts a trickling one at its next chunk once totalMs has passed (no per-request timer).
+      // Equal values also let undici re-arm one timer per socket instead of allocating one per phase.
+      headersTimeout: capped(timeouts.firstByteMs, timeouts.totalMs),
+      bodyTimeout: capped(timeouts.firstByteMs, timeouts.totalMs),
     });
     return new Target(u.origin, u.host, pool, t.weight ?? 1, owner);
   });
