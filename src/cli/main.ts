@@ -3,7 +3,8 @@
 // Exit status: 0 ok, 1 failure (invalid config, runtime error), 2 usage error.
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { formatIssue, loadConfigFile, type ConfigIssue } from '../config/load.js';
+import cluster from 'node:cluster';
+import { formatIssue, type ConfigIssue } from '../config/issues.js';
 import { VERSION } from '../version.js';
 import { PROGRAM, UsageError, parseInvocation, renderCommandHelp, renderGlobalHelp, type CommandDef, type OptionDef, type OptionValues } from './args.js';
 
@@ -46,8 +47,16 @@ const commands: readonly Command[] = [
     description: 'Loads and validates the configuration; on any error prints every problem and exits with status 1.',
     options: { config: configOption },
     async run(values, _positionals, io) {
+      // A cluster worker gets its validated configuration from the primary: it never loads the config
+      // loader (ajv, yaml), which keeps its heap, and so its major GC pauses, small.
+      if (cluster.isWorker) {
+        const { runWorker } = await import('../gateway/worker.js');
+        await runWorker();
+        return 0;
+      }
       const file = String(values.config);
       await requireConfigFile(file, 'start');
+      const { loadConfigFile } = await import('../config/load.js');
       const result = await loadConfigFile(file);
       if (!result.ok) {
         printIssues(io, result.errors, result.warnings);
@@ -69,6 +78,7 @@ const commands: readonly Command[] = [
     async run(values, _positionals, io) {
       const file = String(values.config);
       await requireConfigFile(file, 'validate');
+      const { loadConfigFile } = await import('../config/load.js');
       const result = await loadConfigFile(file);
       if (!result.ok) {
         printIssues(io, result.errors, result.warnings);

@@ -1,37 +1,28 @@
-// Process model for `portcullis start`: one process, or a node:cluster primary with N workers.
-// The primary never serves traffic: it validates configuration, supervises workers (restarting crashed
-// ones), fans out reloads and coordinates graceful shutdown. Each worker runs a Gateway.
+// Process model for `portcullis start`: a node:cluster primary and N workers (N = server.workers, 1 by
+// default). The primary never serves traffic. It owns the configuration: it reads and validates the file
+// (at start, on SIGHUP and when the file changes) and sends the validated object to every worker, so a
+// configuration is validated once and workers never load the config loader. It restarts crashed workers
+// and coordinates graceful shutdown.
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname, basename } from 'node:path';
 import type { GatewayConfig } from '../config/schema.js';
 import { loadConfigFile, formatIssue } from '../config/load.js';
-import { Gateway } from './gateway.js';
 import { createLogger, type Logger } from '../observability/logger.js';
+import type { ToPrimary, ToWorker } from './messages.js';
 
 export interface RunOptions {
   configPath: string;
   config: GatewayConfig;
 }
 
-type PrimaryMessage = { type: 'reload' } | { type: 'shutdown' };
-type WorkerMessage = { type: 'ready' } | { type: 'reloaded'; generation: number } | { type: 'reload-failed'; errors: string[] };
-
 export function workerCount(cfg: GatewayConfig): number {
   const w = cfg.server?.workers ?? 1;
   return w === 'auto' ? Math.max(1, availableParallelism()) : w;
 }
 
-export async function runGateway(opts: RunOptions): Promise<void> {
-  const logger = createLogger();
-  const n = workerCount(opts.config);
-  if (cluster.isWorker) return runWorker(opts, logger);
-  if (n <= 1) return runSingle(opts, logger);
-  return runPrimary(opts, n, logger);
-}
-
-/** Reads, validates and compiles the file again; logs every error and returns null if it is not usable. */
+/** Reads and validates the file again; logs every error and returns null if it is not usable. */
 async function loadForReload(path: string, logger: Logger): Promise<GatewayConfig | null> {
   const r = await loadConfigFile(path);
   for (const w of r.warnings) logger.warn({ issue: formatIssue(w) }, 'config warning');
@@ -41,15 +32,6 @@ async function loadForReload(path: string, logger: Logger): Promise<GatewayConfi
     return null;
   }
   return r.config;
-}
-
-function logListening(gw: Gateway, cfg: GatewayConfig, logger: Logger): void {
-  for (const l of cfg.listeners) {
-    const a = gw.address(l.name);
-    logger.info({ listener: l.name, address: a.address, port: a.port }, `listening on ${a.address}:${a.port}`);
-  }
-  const s = gw.statusAddress();
-  if (s) logger.info({ listener: 'status', address: s.address, port: s.port }, `status on ${s.address}:${s.port}`);
 }
 
 /** Coalesces bursts of change notifications (editors write files in several steps). */
@@ -84,84 +66,48 @@ function reloader(run: () => Promise<void>): () => void {
   return go;
 }
 
-async function runSingle(opts: RunOptions, logger: Logger): Promise<void> {
-  const gw = await Gateway.start(opts.config, { logger });
+export async function runGateway(opts: RunOptions): Promise<void> {
+  const log = createLogger().child({ role: 'primary' });
+  const n = workerCount(opts.config);
   let cfg = opts.config;
-  logListening(gw, cfg, logger);
-  const reload = reloader(async () => {
-    const next = await loadForReload(opts.configPath, logger);
-    if (next === null) return;
-    try {
-      await gw.reload(next);
-      cfg = next;
-      logger.info({ generation: gw.runtime.generation }, 'configuration reloaded');
-    } catch (err) {
-      logger.error({ err: (err as Error).message }, 'configuration rejected at compile; keeping the running one');
-    }
-  });
-  process.on('SIGHUP', reload);
-  const watcher = opts.config.server?.watchConfig !== false ? watchConfig(opts.configPath, reload) : undefined;
-  const stop = once(async () => {
-    logger.info('shutting down: draining in-flight requests');
-    watcher?.close();
-    await gw.close(cfg.server?.shutdownTimeoutMs ?? 30_000);
-    logger.info('stopped');
-    process.exit(0);
-  });
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
-}
-
-async function runWorker(opts: RunOptions, logger: Logger): Promise<void> {
-  const log = logger.child({ worker: cluster.worker?.id });
-  const gw = await Gateway.start(opts.config, { logger: log });
-  let cfg = opts.config;
-  logListening(gw, cfg, log);
-  const send = (m: WorkerMessage) => { if (process.connected) process.send?.(m); };
-  const reload = reloader(async () => {
-    const next = await loadForReload(opts.configPath, log);
-    if (next === null) return send({ type: 'reload-failed', errors: ['invalid configuration'] });
-    try {
-      await gw.reload(next);
-      cfg = next;
-      send({ type: 'reloaded', generation: gw.runtime.generation });
-    } catch (err) {
-      log.error({ err: (err as Error).message }, 'configuration rejected at compile; keeping the running one');
-      send({ type: 'reload-failed', errors: [(err as Error).message] });
-    }
-  });
-  const stop = once(async () => {
-    await gw.close(cfg.server?.shutdownTimeoutMs ?? 30_000);
-    process.exit(0);
-  });
-  process.on('message', (m: PrimaryMessage) => {
-    if (m?.type === 'reload') reload();
-    else if (m?.type === 'shutdown') void stop();
-  });
-  // The primary coordinates signals; a Ctrl-C reaches the whole process group, so drain on it too.
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
-  process.on('SIGHUP', () => { /* the primary fans reloads out */ });
-  send({ type: 'ready' });
-}
-
-async function runPrimary(opts: RunOptions, n: number, logger: Logger): Promise<void> {
-  let cfg = opts.config;
+  let generation = 1;
   let shuttingDown = false;
+  let everReady = false;
   const crashes: number[] = [];
-  const log = logger.child({ role: 'primary' });
-  log.info({ workers: n }, `starting ${n} workers`);
+  log.info({ workers: n }, `starting ${n} worker${n === 1 ? '' : 's'}`);
+
+  const sendConfig = (w: Worker) => {
+    try { w.send({ type: 'config', generation, config: cfg } satisfies ToWorker); } catch { /* it is gone; exit handler forks */ }
+  };
+
+  let startup: { resolve: () => void; reject: (e: Error) => void } | undefined;
+  const started = new Promise<void>((resolve, reject) => { startup = { resolve, reject }; });
 
   const fork = (): Worker => {
     const w = cluster.fork();
-    w.on('message', (m: WorkerMessage) => {
-      if (m.type === 'reloaded') log.info({ worker: w.id, generation: m.generation }, 'worker reloaded');
-      else if (m.type === 'reload-failed') log.error({ worker: w.id, errors: m.errors }, 'worker kept its configuration');
+    w.on('message', (m: ToPrimary) => {
+      switch (m.type) {
+        case 'hello': sendConfig(w); break;
+        case 'ready':
+          if (!everReady) { everReady = true; startup?.resolve(); }
+          break;
+        case 'reloaded': log.info({ worker: w.id, generation: m.generation }, 'worker reloaded'); break;
+        case 'reload-failed': log.error({ worker: w.id, generation: m.generation, error: m.error }, 'worker kept its configuration'); break;
+        case 'start-failed':
+          // Before anything ever served, a start failure (port taken, ...) is fatal, not a crash loop.
+          if (!everReady) startup?.reject(new Error(m.error));
+          break;
+      }
     });
     return w;
   };
+
   cluster.on('exit', (w, code, signal) => {
     if (shuttingDown) return;
+    if (!everReady) {
+      startup?.reject(new Error(`worker exited during start-up (code ${code ?? signal}); see the log above`));
+      return;
+    }
     log.error({ worker: w.id, code, signal }, 'worker died; starting a replacement');
     const now = Date.now();
     crashes.push(now);
@@ -172,40 +118,44 @@ async function runPrimary(opts: RunOptions, n: number, logger: Logger): Promise<
   });
   for (let i = 0; i < n; i++) fork();
 
+  try {
+    await started;
+  } catch (err) {
+    shuttingDown = true;
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
+    throw err;
+  }
+
   const reload = reloader(async () => {
     const next = await loadForReload(opts.configPath, log);
     if (next === null) return;
     if (workerCount(next) !== n) log.warn('changing server.workers needs a restart; other changes are applied');
     cfg = next;
-    for (const w of Object.values(cluster.workers ?? {})) w?.send({ type: 'reload' } satisfies PrimaryMessage);
+    generation++;
+    log.info({ generation }, 'configuration validated; sending it to the workers');
+    for (const w of Object.values(cluster.workers ?? {})) if (w) sendConfig(w);
   });
   process.on('SIGHUP', reload);
   const watcher = opts.config.server?.watchConfig !== false ? watchConfig(opts.configPath, reload) : undefined;
 
-  const stop = once(async () => {
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
     shuttingDown = true;
     watcher?.close();
-    log.info('shutting down: draining workers');
+    log.info('shutting down: draining in-flight requests');
     const deadline = (cfg.server?.shutdownTimeoutMs ?? 30_000) + 5000;
     const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
     await Promise.all(workers.map((w) => new Promise<void>((resolve) => {
       if (w.isDead()) return resolve();
       const t = setTimeout(() => { w.process.kill('SIGKILL'); resolve(); }, deadline);
       w.once('exit', () => { clearTimeout(t); resolve(); });
-      try { w.send({ type: 'shutdown' } satisfies PrimaryMessage); } catch { /* already gone */ }
+      try { w.send({ type: 'shutdown' } satisfies ToWorker); } catch { /* already gone */ }
     })));
     log.info('stopped');
     process.exit(0);
-  });
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
-}
-
-function once(fn: () => Promise<void>): () => void {
-  let called = false;
-  return () => {
-    if (called) return;
-    called = true;
-    void fn();
   };
+  process.on('SIGTERM', () => void stop());
+  process.on('SIGINT', () => void stop());
 }
