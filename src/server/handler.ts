@@ -51,23 +51,6 @@ const HAS_CTL = /[\x00-\x08\x0a-\x1f\x7f]/;
 const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::[0-9]{0,5})?$/;
 const ABSOLUTE_AUTHORITY = /^https?:\/\/([^/?#]*)/i;
 
-/** Per-request scratch filled by the header scan. */
-interface Scan {
-  host: string | undefined;
-  hostCount: number;
-  contentLength: string | undefined;
-  clCount: number;
-  te: string | undefined;
-  teCount: number;
-  connection: string | undefined;
-  upgrade: string | undefined;
-  xff: string | undefined;
-  forwarded: string | undefined;
-  via: string | undefined;
-  requestId: string | undefined;
-  bad: string | undefined;
-}
-
 export function createRequestHandler(holder: RuntimeHolder, listener: string, secure: boolean) {
   return function handleRequest(req: IncomingMessage, res: ServerResponse): void {
     // Pipelined behind a response that said `connection: close` (e.g. a refused ambiguous request): never
@@ -99,66 +82,67 @@ export function prepare(rt: GatewayRuntime, ctx: RequestContext, req: IncomingMe
   const lim = rt.listeners.get(ctx.listener)!.limits;
   const raw = req.rawHeaders;
 
-  const s: Scan = {
-    host: undefined, hostCount: 0, contentLength: undefined, clCount: 0, te: undefined, teCount: 0,
-    connection: undefined, upgrade: undefined, xff: undefined, forwarded: undefined, via: undefined, requestId: undefined, bad: undefined,
-  };
+  // The scan's results live in locals (no per-request object).
+  let host: string | undefined, contentLength: string | undefined, te: string | undefined;
+  let connection: string | undefined, upgrade: string | undefined, xff: string | undefined;
+  let forwarded: string | undefined, via: string | undefined, requestId: string | undefined, bad: string | undefined;
+  let hostCount = 0, clCount = 0, teCount = 0;
   const fwd: string[] = [];
   const reqIdHeader = rt.requestId.header;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
     // Node's strict parser already refuses CR/LF/NUL; other control bytes would make undici throw later.
-    if (HAS_CTL.test(value)) { s.bad = 'control character in header value'; break; }
+    if (HAS_CTL.test(value)) { bad = 'control character in header value'; break; }
     const lower = name.toLowerCase();
     const kind = HEADER_KIND.get(lower);
     if (kind === undefined) {
-      if (lower === reqIdHeader) { s.requestId = value; continue; }
+      if (lower === reqIdHeader) { requestId = value; continue; }
       fwd.push(name, value);
       continue;
     }
     switch (kind) {
-      case H.Host: s.hostCount++; s.host = value; break;
-      case H.ContentLength: s.clCount++; s.contentLength = value; break;
-      case H.TransferEncoding: s.teCount++; s.te = value; break;
-      case H.Connection: s.connection = s.connection === undefined ? value : `${s.connection},${value}`; break;
-      case H.Upgrade: s.upgrade = value; break;
-      case H.Xff: s.xff = s.xff === undefined ? value : `${s.xff}, ${value}`; break;
-      case H.Forwarded: s.forwarded = s.forwarded === undefined ? value : `${s.forwarded}, ${value}`; break;
-      case H.Via: s.via = s.via === undefined ? value : `${s.via}, ${value}`; break;
+      case H.Host: hostCount++; host = value; break;
+      case H.ContentLength: clCount++; contentLength = value; break;
+      case H.TransferEncoding: teCount++; te = value; break;
+      case H.Connection: connection = connection === undefined ? value : `${connection},${value}`; break;
+      case H.Upgrade: upgrade = value; break;
+      case H.Xff: xff = xff === undefined ? value : `${xff}, ${value}`; break;
+      case H.Forwarded: forwarded = forwarded === undefined ? value : `${forwarded}, ${value}`; break;
+      case H.Via: via = via === undefined ? value : `${via}, ${value}`; break;
       default: break;
     }
   }
 
   const peerTrusted = !rt.trusted.empty && rt.trusted.contains(peer);
-  ctx.clientIp = peerTrusted ? rt.resolveClientIp(peer, s.forwarded, s.xff) : peer;
-  ctx.id = rt.requestId.assign(s.requestId, peerTrusted);
+  ctx.clientIp = peerTrusted ? rt.resolveClientIp(peer, forwarded, xff) : peer;
+  ctx.id = rt.requestId.assign(requestId, peerTrusted);
 
 
   // --- protocol hardening: never forward an ambiguous request (request smuggling) ---
-  if (s.bad !== undefined) return refuse(ctx, res, socket, reqIdHeader, 400, 'bad-header', s.bad, true);
+  if (bad !== undefined) return refuse(ctx, res, socket, reqIdHeader, 400, 'bad-header', bad, true);
   // llhttp accepts any single-digit version (HTTP/0.9, HTTP/2.0 ...) in an HTTP/1 request line.
   if (req.httpVersionMajor !== 1) return refuse(ctx, res, socket, reqIdHeader, 505, 'http-version-not-supported', 'only HTTP/1.0 and HTTP/1.1 are supported', true);
   if (raw.length / 2 > lim.maxHeaderCount) return refuse(ctx, res, socket, reqIdHeader, 431, 'too-many-headers', `more than ${lim.maxHeaderCount} header fields`, true);
   const url = req.url ?? '';
   if (url.length > lim.maxUrlLength) return refuse(ctx, res, socket, reqIdHeader, 414, 'uri-too-long', `request target longer than ${lim.maxUrlLength} bytes`, true);
-  if (s.hostCount !== 1) return refuse(ctx, res, socket, reqIdHeader, 400, 'bad-host', s.hostCount === 0 ? 'missing Host header' : 'duplicate Host header', true);
-  if (!HOST_VALUE.test(s.host!)) return refuse(ctx, res, socket, reqIdHeader, 400, 'bad-host', 'invalid Host header', true);
+  if (hostCount !== 1) return refuse(ctx, res, socket, reqIdHeader, 400, 'bad-host', hostCount === 0 ? 'missing Host header' : 'duplicate Host header', true);
+  if (!HOST_VALUE.test(host!)) return refuse(ctx, res, socket, reqIdHeader, 400, 'bad-host', 'invalid Host header', true);
   // absolute-form: RFC 9112 3.2.2 makes the target's authority win over Host; we route on Host, so they must agree.
-  if (url.charCodeAt(0) !== 47 /* / */ && !authorityMatchesHost(url, s.host!)) return refuse(ctx, res, socket, reqIdHeader, 400, 'bad-host', 'request-target authority differs from Host', true);
-  if (s.teCount > 0) {
-    if (s.clCount > 0) return refuse(ctx, res, socket, reqIdHeader, 400, 'ambiguous-length', 'both Content-Length and Transfer-Encoding', true);
+  if (url.charCodeAt(0) !== 47 /* / */ && !authorityMatchesHost(url, host!)) return refuse(ctx, res, socket, reqIdHeader, 400, 'bad-host', 'request-target authority differs from Host', true);
+  if (teCount > 0) {
+    if (clCount > 0) return refuse(ctx, res, socket, reqIdHeader, 400, 'ambiguous-length', 'both Content-Length and Transfer-Encoding', true);
     // RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 message means the framing is faulty.
     if (req.httpVersionMinor === 0) return refuse(ctx, res, socket, reqIdHeader, 400, 'bad-transfer-encoding', 'Transfer-Encoding in an HTTP/1.0 request', true);
-    if (s.teCount > 1 || s.te!.toLowerCase() !== 'chunked') return refuse(ctx, res, socket, reqIdHeader, 400, 'bad-transfer-encoding', 'only "Transfer-Encoding: chunked" is accepted', true);
+    if (teCount > 1 || te!.toLowerCase() !== 'chunked') return refuse(ctx, res, socket, reqIdHeader, 400, 'bad-transfer-encoding', 'only "Transfer-Encoding: chunked" is accepted', true);
   }
-  if (s.clCount > 1) return refuse(ctx, res, socket, reqIdHeader, 400, 'ambiguous-length', 'duplicate Content-Length', true);
-  if (s.clCount === 1 && !DIGITS.test(s.contentLength!)) return refuse(ctx, res, socket, reqIdHeader, 400, 'bad-content-length', 'invalid Content-Length', true);
+  if (clCount > 1) return refuse(ctx, res, socket, reqIdHeader, 400, 'ambiguous-length', 'duplicate Content-Length', true);
+  if (clCount === 1 && !DIGITS.test(contentLength!)) return refuse(ctx, res, socket, reqIdHeader, 400, 'bad-content-length', 'invalid Content-Length', true);
   const method = req.method ?? 'GET';
   if (method === 'TRACE' || method === 'TRACK' || method === 'CONNECT') return refuse(ctx, res, socket, reqIdHeader, 405, 'method-not-allowed', `${method} is not allowed`);
-  if (s.upgrade !== undefined && !isUpgrade) {
+  if (upgrade !== undefined && !isUpgrade) {
     // An Upgrade header on a plain request (h2c, or a websocket without Connection: upgrade) is dropped, not forwarded.
-    s.upgrade = undefined;
+    upgrade = undefined;
   }
 
   const norm = normalizeRequestTarget(url);
@@ -166,8 +150,8 @@ export function prepare(rt: GatewayRuntime, ctx: RequestContext, req: IncomingMe
   ctx.path = norm.path;
   ctx.query = norm.query;
 
-  const bodyLen = s.clCount === 1 ? Number(s.contentLength) : s.teCount === 1 ? -1 : 0;
-  const hit = rt.router.find(ctx.listener, s.host!, method, norm.path, rt.routerNeedsHeaders ? req.headers : EMPTY_HEADERS);
+  const bodyLen = clCount === 1 ? Number(contentLength) : teCount === 1 ? -1 : 0;
+  const hit = rt.router.find(ctx.listener, host!, method, norm.path, rt.routerNeedsHeaders ? req.headers : EMPTY_HEADERS);
   if (hit === null) return refuse(ctx, res, socket, reqIdHeader, 404, 'no-route', 'no route matches this request');
   const route = hit.value;
   ctx.routeId = route.id;
@@ -178,9 +162,9 @@ export function prepare(rt: GatewayRuntime, ctx: RequestContext, req: IncomingMe
   if (bodyLen > 0) ctx.bytesIn = bodyLen;
 
   // Hop-by-hop headers named in Connection (RFC 9110 7.6.1) must not travel further either.
-  if (s.connection !== undefined) dropConnectionNominated(fwd, s.connection);
+  if (connection !== undefined) dropConnectionNominated(fwd, connection);
 
-  ctx.plan = { fwd, host: s.host!, xff: s.xff, via: s.via, peerTrusted, bodyLen, maxBody, upgrade: s.upgrade };
+  ctx.plan = { fwd, host: host!, xff, via, peerTrusted, bodyLen, maxBody, upgrade };
   return route;
 }
 
