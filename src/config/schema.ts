@@ -29,11 +29,55 @@ export const ListenerLimitsSchema = Obj({
 }, { description: 'Protocol limits; every field has a safe default' });
 export type ListenerLimits = Static<typeof ListenerLimitsSchema>;
 
+// ---------------------------------------------------------------- TLS (termination)
+const TlsVersion = Type.Union([Type.Literal('TLSv1.2'), Type.Literal('TLSv1.3')]);
+
+export const CertificateSchema = Obj({
+  cert: Type.String({ minLength: 1, description: 'PEM certificate chain file (relative to the config file)' }),
+  key: Type.String({ minLength: 1, description: 'PEM private key file (may be encrypted)' }),
+  passphrase: Type.Optional(Type.String({ description: 'Passphrase of an encrypted key; use ${ENV_VAR}' })),
+  serverNames: Type.Optional(Type.Array(Type.String({ pattern: '^(\\*\\.)?[A-Za-z0-9.-]+$' }), { minItems: 1, description: 'SNI names served with this certificate (exact or *.wildcard); default: the names in the certificate' })),
+});
+
+export const ListenerTlsSchema = Obj({
+  certificates: Type.Array(CertificateSchema, { minItems: 1, description: 'The first one is the default for clients without a matching SNI name' }),
+  minVersion: Type.Optional(Type.Union([TlsVersion], { default: 'TLSv1.3' })),
+  ciphers: Type.Optional(Type.String({ description: 'TLS 1.2 cipher list (OpenSSL syntax); only forward-secret AEAD suites are accepted' })),
+  allowInsecureCiphers: Type.Optional(Type.Boolean({ default: false, description: 'Accept TLS 1.2 ciphers without forward secrecy or AEAD (validate warns)' })),
+  http2: Type.Optional(Type.Boolean({ default: true, description: 'Offer h2 by ALPN (HTTP/1.1 is always offered)' })),
+  watch: Type.Optional(Type.Boolean({ default: true, description: 'Reload certificates when their files change' })),
+  expiryWarningDays: Type.Optional(Type.Integer({ minimum: 0, maximum: 3650, default: 21 })),
+  clientCertificate: Type.Optional(Obj({
+    mode: Type.Union([Type.Literal('request'), Type.Literal('require')], { description: 'request: ask, routes decide; require: refuse the handshake without a valid client certificate' }),
+    ca: Type.String({ minLength: 1, description: 'PEM bundle of CAs that issue client certificates' }),
+  })),
+});
+export type ListenerTlsConfig = Static<typeof ListenerTlsSchema>;
+
+export const Http2LimitsSchema = Obj({
+  maxConcurrentStreams: Type.Optional(PosInt('Concurrent streams per HTTP/2 connection', 10_000)),
+  maxHeaderListSize: Type.Optional(PosInt('Maximum decoded header list size (bytes)', 1 << 20)),
+  maxResetsPerSecond: Type.Optional(PosInt('Client stream resets per second before the connection is closed (rapid-reset defence)', 100_000)),
+});
+
+export const HstsSchema = Obj({
+  maxAge: Type.Optional(Type.Integer({ minimum: 0, default: 31_536_000, description: 'Seconds; at least one year unless explicitly lowered' })),
+  includeSubDomains: Type.Optional(Type.Boolean({ default: true })),
+  preload: Type.Optional(Type.Boolean({ default: false })),
+});
+
 export const ListenerSchema = Obj({
   name: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9_.-]+$' }),
   address: Type.Optional(Type.String({ default: '0.0.0.0', description: 'Bind address' })),
   port: Type.Integer({ minimum: 0, maximum: 65535, description: '0 = an ephemeral port (tests)' }),
   limits: Type.Optional(ListenerLimitsSchema),
+  tls: Type.Optional(ListenerTlsSchema),
+  http2: Type.Optional(Http2LimitsSchema),
+  hsts: Type.Optional(Type.Union([HstsSchema, Type.Literal(false)], { description: 'Strict-Transport-Security on HTTPS responses (on by default; false to disable)' })),
+  plaintext: Type.Optional(Obj({
+    mode: Type.Union([Type.Literal('redirect'), Type.Literal('reject'), Type.Literal('serve')], { description: 'What a plain-HTTP listener does: 308 to https, refuse, or serve' }),
+    httpsPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, default: 443, description: 'Port in redirect targets' })),
+  }, { description: 'Plain-HTTP listeners only' })),
 });
 export type ListenerConfig = Static<typeof ListenerSchema>;
 
@@ -86,8 +130,21 @@ export const RetrySchema = Obj({
   retryOnStatus: Type.Optional(Type.Array(Type.Integer({ minimum: 500, maximum: 599 }))),
 });
 
+export const UpstreamTlsSchema = Obj({
+  ca: Type.Optional(Type.String({ minLength: 1, description: 'PEM CA bundle to verify https targets (default: the system store)' })),
+  insecureSkipVerify: Type.Optional(Type.Boolean({ default: false, description: 'Do not verify the target certificate (validate warns)' })),
+  pins: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Za-z0-9+/]{43}=$' }), { minItems: 1, description: 'base64 SHA-256 SPKI pins; one must match the target certificate' })),
+  cert: Type.Optional(Type.String({ minLength: 1, description: 'Client certificate (PEM) for mTLS to the upstream' })),
+  key: Type.Optional(Type.String({ minLength: 1, description: 'Client key (PEM) for mTLS to the upstream' })),
+  passphrase: Type.Optional(Type.String()),
+  servername: Type.Optional(Type.String({ minLength: 1, description: 'SNI and verification name (default: the target host)' })),
+  minVersion: Type.Optional(Type.Union([TlsVersion], { default: 'TLSv1.2' })),
+});
+export type UpstreamTlsConfig = Static<typeof UpstreamTlsSchema>;
+
 export const UpstreamSchema = Obj({
   targets: Type.Array(TargetSchema, { minItems: 1 }),
+  tls: Type.Optional(UpstreamTlsSchema),
   balancer: Type.Optional(Type.Union([Type.Literal('round-robin'), Type.Literal('least-requests'), Type.Literal('consistent-hash')], { default: 'round-robin' })),
   hashOn: Type.Optional(HashOnSchema),
   healthCheck: Type.Optional(Obj({
@@ -146,6 +203,13 @@ export const RouteSchema = Obj({
   exposeUpstreamErrors: Type.Optional(Type.Boolean({ default: false, description: 'Pass 5xx bodies from the upstream to the client' })),
   listeners: Type.Optional(Type.Array(Type.String(), { description: 'Only on these listeners (default all)' })),
   limits: Type.Optional(Obj({ maxBodyBytes: Type.Optional(Type.Integer({ minimum: 0 })) })),
+  clientCert: Type.Optional(Obj({
+    required: Type.Boolean({ description: 'Refuse (403) requests without a verified client certificate' }),
+    subjects: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: 'Allowed subject CNs' })),
+    sans: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: 'Allowed subject alternative names (DNS, URI, email)' })),
+    fingerprints: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Fa-f0-9:]{64,95}$' }), { minItems: 1, description: 'Allowed SHA-256 certificate fingerprints' })),
+    forwardHeader: Type.Optional(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", description: 'Send the verified identity upstream in this header (client copies are always removed)' })),
+  }, { description: 'mTLS requirement for this route (the listener must request client certificates)' })),
 });
 export type RouteConfig = Static<typeof RouteSchema>;
 

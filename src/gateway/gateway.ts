@@ -12,6 +12,8 @@ import type { Upstream } from '../upstream/types.js';
 
 export interface GatewayOptions {
   logger: Logger;
+  /** directory that relative file paths in the configuration (certificates, keys, CA bundles) are resolved against; default the working directory */
+  baseDir?: string;
   /** false: no access log whatever the config says (tests) */
   accessLog?: boolean;
   /** false: no status listener whatever the config says */

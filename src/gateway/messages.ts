@@ -2,7 +2,7 @@
 import type { GatewayConfig } from '../config/schema.js';
 
 export type ToWorker =
-  | { type: 'config'; generation: number; config: GatewayConfig }
+  | { type: 'config'; generation: number; config: GatewayConfig; baseDir: string }
   | { type: 'shutdown' };
 
 export type ToPrimary =

@@ -77,7 +77,7 @@ export async function runGateway(opts: RunOptions): Promise<void> {
   log.info({ workers: n }, `starting ${n} worker${n === 1 ? '' : 's'}`);
 
   const sendConfig = (w: Worker) => {
-    try { w.send({ type: 'config', generation, config: cfg } satisfies ToWorker); } catch { /* it is gone; exit handler forks */ }
+    try { w.send({ type: 'config', generation, config: cfg, baseDir: dirname(opts.configPath) } satisfies ToWorker); } catch { /* it is gone; exit handler forks */ }
   };
 
   let startup: { resolve: () => void; reject: (e: Error) => void } | undefined;

@@ -22,12 +22,12 @@ export async function runWorker(): Promise<void> {
 
   // Applied one at a time, in arrival order: a reload waits for the previous one.
   let queue: Promise<void> = Promise.resolve();
-  const apply = (next: GatewayConfig, generation: number) => {
+  const apply = (next: GatewayConfig, generation: number, baseDir: string) => {
     queue = queue.then(async () => {
       if (stopping) return;
       try {
         if (gw === undefined) {
-          gw = await Gateway.start(next, { logger: log });
+          gw = await Gateway.start(next, { logger: log, baseDir });
           cfg = next;
           for (const l of next.listeners) {
             const a = gw.address(l.name);
@@ -56,7 +56,7 @@ export async function runWorker(): Promise<void> {
   };
 
   process.on('message', (m: ToWorker) => {
-    if (m?.type === 'config') apply(m.config, m.generation);
+    if (m?.type === 'config') apply(m.config, m.generation, m.baseDir);
     else if (m?.type === 'shutdown') void stop();
   });
   // The primary coordinates signals; a Ctrl-C reaches the whole process group, so drain on it too.
