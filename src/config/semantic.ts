@@ -3,8 +3,10 @@
 // Input is a config that already passed schema validation. Messages never echo header values or
 // target URLs (they may carry secrets substituted from the environment).
 import ipaddr from 'ipaddr.js';
-import type { GatewayConfig, HeaderRewrite } from './schema.js';
+import type { GatewayConfig, HeaderRewrite, UpstreamConfig } from './schema.js';
 import { formatPath, suggest, type ConfigIssue, type PathSegment } from './issues.js';
+import { transportSecurityIssues } from '../stages/transport-security/semantic.js';
+import { clientCertIssues } from '../stages/client-cert/semantic.js';
 
 export type SemanticIssue = Omit<ConfigIssue, 'file' | 'line' | 'column'>;
 
@@ -105,6 +107,32 @@ function bindsOverlap(a: Bind, b: Bind): boolean {
   return a.kind === b.kind && a.addr === b.addr;
 }
 
+type Report = (path: PathSegment[], message: string) => void;
+
+/** `upstreams.<name>.tls`: settings that would do nothing, or turn verification off. */
+function checkUpstreamTls(u: UpstreamConfig, base: PathSegment[], err: Report, warn: Report): void {
+  const t = u.tls;
+  if (t === undefined) return;
+  const p: PathSegment[] = [...base, 'tls'];
+  const plain = u.targets.map((x, i) => (/^https:/i.test(x.url) ? -1 : i)).filter((i) => i >= 0);
+  if (plain.length === u.targets.length) {
+    err(p, 'tls settings apply only to https:// targets, and every target of this upstream is http:// (traffic would be sent in the clear)');
+  } else if (plain.length > 0) {
+    warn(p, `targets ${plain.map((i) => `[${i}]`).join(', ')} are http://: tls settings do not apply to them and their traffic is sent in the clear`);
+  }
+  if ((t.cert === undefined) !== (t.key === undefined)) err([...p, t.cert === undefined ? 'cert' : 'key'], 'a client certificate needs both "cert" and "key"');
+  if (t.passphrase !== undefined && t.key === undefined) err([...p, 'passphrase'], 'passphrase is only used to decrypt "key", which is not set');
+  if (t.servername !== undefined && strictIp(t.servername)) err([...p, 'servername'], 'servername is a DNS name (sent as SNI); IP targets are verified against their address without it');
+  if (t.insecureSkipVerify === true) {
+    if (t.pins !== undefined) {
+      warn([...p, 'insecureSkipVerify'], 'certificate chain, validity dates and host name are not verified; only the pinned keys authenticate the upstream');
+    } else {
+      warn([...p, 'insecureSkipVerify'], 'upstream certificates are not verified: anyone on the network path can impersonate the upstream and read the traffic');
+    }
+    if (t.ca !== undefined) warn([...p, 'ca'], 'ignored: insecureSkipVerify turns certificate verification off');
+  }
+}
+
 export function checkSemantics(cfg: GatewayConfig): SemanticIssue[] {
   const out: SemanticIssue[] = [];
   const err = (path: PathSegment[], message: string): void => { out.push({ path: formatPath(path), message, severity: 'error' }); };
@@ -159,6 +187,7 @@ export function checkSemantics(cfg: GatewayConfig): SemanticIssue[] {
       else origins.set(url.origin, i);
     });
     if (u.targets.every((t) => t.weight === 0)) warn([...base, 'targets'], 'every target has weight 0 (drained): requests to this upstream will fail with 503');
+    checkUpstreamTls(u, base, err, warn);
     const host = u.healthCheck?.active?.host;
     if (host !== undefined && CTL_IN_HEADER_VALUE.test(host)) err([...base, 'healthCheck', 'active', 'host'], 'header value must not contain CR, LF or NUL');
   }
@@ -268,5 +297,8 @@ export function checkSemantics(cfg: GatewayConfig): SemanticIssue[] {
     if (HOP_BY_HOP_HEADERS.has(lower)) err(['requestId', 'header'], `${JSON.stringify(rid)} is a hop-by-hop header; it is removed at every hop and cannot carry a request id`);
     else if (lower === 'content-length' || lower === 'host') err(['requestId', 'header'], `${JSON.stringify(rid)} cannot carry a request id`);
   }
+
+  // ------------------------------------------------------------ transport security (plaintext, HSTS, per-route mTLS)
+  out.push(...transportSecurityIssues(cfg), ...clientCertIssues(cfg));
   return out;
 }

@@ -1,16 +1,19 @@
 // Compile step: a validated configuration becomes a GatewayRuntime of plain closures and tables.
 // Everything that can be decided once (routing tables, header sets, stage chains, limits) is decided here,
 // so the request path only looks things up.
-import type { GatewayConfig, RouteConfig } from '../config/schema.js';
+import type { GatewayConfig, RouteConfig, UpstreamConfig } from '../config/schema.js';
 import { resolveLimits } from '../stages/limits/limits.js';
 import { compileRouter, type RouteEntry } from '../routing/router.js';
 import { parseCidrList } from '../net/cidr.js';
 import { compileClientIpResolver } from '../net/client-ip.js';
 import { createUpstream } from '../upstream/upstream.js';
+import { UpstreamTlsConfigError } from '../upstream/tls.js';
 import type { Upstream, UpstreamEvent } from '../upstream/types.js';
 import * as requestId from '../stages/request-id/request-id.js';
 import * as accessLog from '../stages/access-log/access-log.js';
 import { compileRouteStages } from '../pipeline/registry.js';
+import { compileTransportSecurity } from '../stages/transport-security/index.js';
+import { forwardHeaderNames } from '../stages/client-cert/client-cert.js';
 import type { RequestContext } from '../pipeline/context.js';
 import type { Logger } from '../observability/logger.js';
 import type { CompiledRoute, GatewayRuntime, ListenerRuntime } from './runtime.js';
@@ -20,12 +23,17 @@ export { DEFAULT_LIMITS, resolveLimits } from '../stages/limits/limits.js';
 export interface CompileOptions {
   generation: number;
   logger: Logger;
-  /** upstream event sink (ejections, health changes) */
+  /**
+   * upstream event sink (ejections, health changes). TLS security events (`tls-pin-mismatch`,
+   * `tls-verify-failed`) are not passed here: they are logged at warn on `logger`.
+   */
   onUpstreamEvent?: (name: string, e: UpstreamEvent) => void;
   /** disable the access log regardless of config (tests that want quiet output) */
   accessLog?: boolean;
   /** upstreams carried over unchanged from the previous generation (keeps pools and health state) */
   reuseUpstreams?: ReadonlyMap<string, Upstream>;
+  /** directory relative file paths (upstream CA bundles, client certificates) resolve against; default the working directory */
+  baseDir?: string;
 }
 
 export class CompileError extends Error {
@@ -43,11 +51,12 @@ export function compileGateway(cfg: GatewayConfig, opts: CompileOptions): Gatewa
 
   const upstreams = new Map<string, Upstream>();
   for (const [name, ucfg] of Object.entries(cfg.upstreams ?? {})) {
-    upstreams.set(name, opts.reuseUpstreams?.get(name) ?? createUpstream(name, ucfg, { onEvent: (e) => opts.onUpstreamEvent?.(name, e) }));
+    upstreams.set(name, opts.reuseUpstreams?.get(name) ?? newUpstream(name, ucfg, opts));
   }
 
   const listeners = new Map<string, ListenerRuntime>();
-  for (const l of cfg.listeners) listeners.set(l.name, { config: l, limits: resolveLimits(l.limits) });
+  const transport = compileTransportSecurity(cfg, opts.baseDir);
+  for (const l of cfg.listeners) listeners.set(l.name, { config: l, limits: resolveLimits(l.limits), ...transport(l) });
 
   const entries: RouteEntry<CompiledRoute>[] = [];
   let needsHeaders = false;
@@ -66,6 +75,7 @@ export function compileGateway(cfg: GatewayConfig, opts: CompileOptions): Gatewa
     generation: opts.generation,
     router,
     routerNeedsHeaders: needsHeaders,
+    ownedRequestHeaders: forwardHeaderNames(cfg.routes),
     trusted,
     resolveClientIp: compileClientIpResolver(trusted, { header: cfg.server?.clientIpHeader ?? 'auto' }),
     requestId: requestId.compile(cfg.requestId),
@@ -76,6 +86,23 @@ export function compileGateway(cfg: GatewayConfig, opts: CompileOptions): Gatewa
     logger: opts.logger,
     inflight: { count: 0, onIdle: undefined },
   };
+}
+
+function newUpstream(name: string, ucfg: UpstreamConfig, opts: CompileOptions): Upstream {
+  const onEvent = (e: UpstreamEvent): void => {
+    if (e.type === 'tls-pin-mismatch' || e.type === 'tls-verify-failed') {
+      // Security event, once per failed handshake; the client only sees a generic 502.
+      opts.logger.warn({ upstream: name, target: e.target, event: e }, `upstream ${name}: ${e.type === 'tls-pin-mismatch' ? 'certificate key matches no pin' : 'certificate verification failed'} (${e.target})`);
+      return;
+    }
+    opts.onUpstreamEvent?.(name, e);
+  };
+  try {
+    return createUpstream(name, ucfg, { onEvent, baseDir: opts.baseDir });
+  } catch (err) {
+    if (err instanceof UpstreamTlsConfigError) throw new CompileError(err.path, err.reason);
+    throw err;
+  }
 }
 
 function compileRoute(r: RouteConfig, index: number, upstreams: ReadonlyMap<string, Upstream>): CompiledRoute {

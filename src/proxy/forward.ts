@@ -10,13 +10,15 @@ import type { AttemptOutcome, Upstream, UpstreamTarget } from '../upstream/types
 import { encodePathForUpstream } from '../routing/normalize.js';
 import { sendProblem } from '../server/problem.js';
 import { HeaderList, type HeaderValue } from '../pipeline/header-list.js';
+import { isTlsErrorCode } from '../upstream/tls.js';
 
 type DispatchController = Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseStart']>>[0];
 
 /** Response headers that describe the upstream connection, not the response (RFC 9110 7.6.1), or leak versions. */
 const RESPONSE_DROP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'server', 'x-powered-by', 'x-aspnet-version', 'x-aspnetmvc-version'];
-// The gateway sets these itself on every proxied response.
-const RESPONSE_DROP_SET = new Set([...RESPONSE_DROP, 'x-content-type-options', 'via']);
+// The gateway sets these itself on every proxied response. Strict-Transport-Security is the listener's
+// (set by the request handler on TLS listeners, never on plain HTTP), never an upstream's.
+const RESPONSE_DROP_SET = new Set([...RESPONSE_DROP, 'x-content-type-options', 'via', 'strict-transport-security']);
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 
 const enum Mode { Pass, Discard, Retry }
@@ -314,6 +316,10 @@ function classify(err: Error): Classified {
     case 'ABORT_ERR': return { status: 0, code: 'aborted', detail: '', retryable: false, outcome: undefined };
     default:
       if (err.message === 'client closed the connection') return { status: 0, code: 'aborted', detail: '', retryable: false, outcome: undefined };
+      // Unverifiable or unpinned certificate, refused client certificate, protocol mismatch: a connect
+      // failure of this target (counts for passive health; another target may be fine). Never any
+      // certificate detail for the client: the log has the code and message.
+      if (isTlsErrorCode(code)) return { status: 502, code: 'upstream-tls-error', detail: 'a secure connection to the upstream service could not be established', retryable: true, outcome: { kind: 'error', error: 'connect' } };
       return { status: 502, code: 'upstream-error', detail: 'the upstream response was invalid', retryable: false, outcome: { kind: 'error', error: 'other' } };
   }
 }

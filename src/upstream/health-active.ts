@@ -4,7 +4,7 @@
 // probe, time it out and mark a busy-but-fine target unhealthy. Each probe asks for
 // `Connection: close` so a keep-alive socket the target is about to drop can't fail it.
 // Targets start healthy so a freshly started gateway serves traffic before the first verdict.
-import { Client } from 'undici';
+import { Client, type buildConnector } from 'undici';
 import type { UpstreamConfig } from '../config/schema.js';
 
 type ActiveConfig = NonNullable<NonNullable<UpstreamConfig['healthCheck']>['active']>;
@@ -60,6 +60,8 @@ export class ActiveHealthChecker {
     private readonly targets: readonly ProbeTarget[],
     private readonly s: ActiveSettings,
     private readonly onChange: HealthChange,
+    /** TLS-aware connector for https targets (same verification, pins and client certificate as traffic) */
+    private readonly connectorFor?: (origin: string, timeoutMs: number) => buildConnector.connector | undefined,
   ) {
     const n = targets.length;
     this.healthy = new Array<boolean>(n).fill(true);
@@ -79,7 +81,7 @@ export class ActiveHealthChecker {
     this.started = true;
     this.clients = this.targets.map((t) => new Client(t.origin, {
       pipelining: 1,
-      connect: { timeout: this.s.timeoutMs },
+      connect: this.connectorFor?.(t.origin, this.s.timeoutMs) ?? { timeout: this.s.timeoutMs },
       headersTimeout: this.s.timeoutMs,
       bodyTimeout: this.s.timeoutMs,
     }));

@@ -59,8 +59,9 @@ export interface Upstream {
 // ---------------------------------------------------------------- extensions (upstream layer)
 
 /**
- * State transitions worth logging. Emitted only on transitions, never per request.
- * `target` is the target's origin.
+ * State transitions worth logging. Emitted only on transitions, never per request — except the `tls-*`
+ * security events, emitted once per failed handshake (passive health ejects a failing target, which
+ * bounds them). `target` is the target's origin.
  */
 export type UpstreamEvent =
   /** passive health: consecutive failures (or one failure while on probation) took the target out */
@@ -73,7 +74,11 @@ export type UpstreamEvent =
   | { type: 'target-healthy'; upstream: string; target: string }
   | { type: 'breaker-opened'; upstream: string; requests: number; failures: number; openMs: number }
   | { type: 'breaker-half-open'; upstream: string }
-  | { type: 'breaker-closed'; upstream: string };
+  | { type: 'breaker-closed'; upstream: string }
+  /** TLS: the target's certificate key matched none of `tls.pins`; `observed` is the pin it presented */
+  | { type: 'tls-pin-mismatch'; upstream: string; target: string; observed: string }
+  /** TLS: the target's certificate did not verify (unknown CA, expired, wrong name); `code` is Node's error code */
+  | { type: 'tls-verify-failed'; upstream: string; target: string; code: string };
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
 

@@ -11,11 +11,14 @@ import { ActiveHealthChecker, compileActive } from './health-active.js';
 import { DEFAULT_FAIL_ON_STATUS, PASSIVE_DEFAULTS, isEjected, recordOutcome, type PassiveSettings } from './health-passive.js';
 import { BREAKER_DEFAULTS, CircuitBreaker, type BreakerTransition } from './circuit-breaker.js';
 import { RetryBudget } from './retry-budget.js';
+import { compileUpstreamTls } from './tls.js';
 
 export interface CreateUpstreamOptions {
   /** Monotonic milliseconds; injected by tests. Default performance.now(). */
   now?: () => number;
   onEvent?: (e: UpstreamEvent) => void;
+  /** directory relative file names in `tls` (ca, cert, key) resolve against; default the working directory */
+  baseDir?: string;
 }
 
 /** 0 disables a timeout (undici semantics). */
@@ -63,6 +66,11 @@ export function createUpstream(name: string, cfg: UpstreamConfig, opts: CreateUp
     totalMs: cfg.timeouts?.totalMs ?? TIMEOUT_DEFAULTS.totalMs,
   };
 
+  // https targets are verified by default, with or without a `tls` block. Throws UpstreamTlsConfigError.
+  const tls = cfg.targets.some((t) => /^https:/i.test(t.url))
+    ? compileUpstreamTls(name, cfg.tls, { onEvent: emit, baseDir: opts.baseDir })
+    : undefined;
+
   const owner = {};
   const targets: Target[] = cfg.targets.map((t) => {
     const u = new URL(t.url);
@@ -70,7 +78,7 @@ export function createUpstream(name: string, cfg: UpstreamConfig, opts: CreateUp
       connections: cfg.pool?.connections ?? POOL_DEFAULTS.connections,
       pipelining: 1,
       keepAliveTimeout: cfg.pool?.keepAliveTimeoutMs ?? POOL_DEFAULTS.keepAliveTimeoutMs,
-      connect: { timeout: timeouts.connectMs },
+      connect: tls && u.protocol === 'https:' ? tls.connector(u.origin, timeouts.connectMs) : { timeout: timeouts.connectMs },
       // Head and idle-body timeouts are capped at the total: a silent upstream is cut by undici, and the
       // proxy cuts a trickling one at its next chunk once totalMs has passed (no per-request timer).
       // Equal values also let undici re-arm one timer per socket instead of allocating one per phase.
@@ -132,7 +140,7 @@ export function createUpstream(name: string, cfg: UpstreamConfig, opts: CreateUp
       emit(healthy
         ? { type: 'target-healthy', upstream: name, target: t.origin }
         : { type: 'target-unhealthy', upstream: name, target: t.origin, reason });
-    })
+    }, (origin, ms) => (tls && origin.startsWith('https:') ? tls.connector(origin, ms) : undefined))
     : undefined;
 
   // Per-pick inputs read by the eligibility predicate, which is allocated once.

@@ -1,0 +1,97 @@
+// SPKI pinning of the upstream's leaf key: with and without chain verification, the security event,
+// passive-health ejection of a target with the wrong key, and retry onto a target with the right one.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { makePki, spkiPin } from '../helpers/certs.js';
+import { startGateway, get } from '../helpers/gateway.js';
+import { captureLogger } from '../helpers/servers.js';
+import { startTlsUpstream, tlsConfig, type TlsUpstream } from './helpers.js';
+import type { UpstreamConfig } from '../../src/config/schema.js';
+
+const pki = makePki();
+const ups: TlsUpstream[] = [];
+const closers: (() => Promise<void>)[] = [];
+after(async () => {
+  await Promise.all(closers.map((c) => c()));
+  await Promise.all(ups.map((u) => u.close()));
+});
+
+async function upstream(...args: Parameters<typeof startTlsUpstream>): Promise<TlsUpstream> {
+  const u = await startTlsUpstream(...args);
+  ups.push(u);
+  return u;
+}
+
+async function gateway(u: Partial<UpstreamConfig> & Pick<UpstreamConfig, 'targets'>) {
+  const log = captureLogger();
+  const { gw, base } = await startGateway(tlsConfig(u), { logger: log.logger });
+  closers.push(() => gw.close(200));
+  return { base, log };
+}
+
+const serverPin = spkiPin(pki.server.certPem);
+const otherPin = spkiPin(pki.serverRsa.certPem); // same names, same CA, another key
+
+test('a matching pin (among several) connects', async () => {
+  const up = await upstream(pki.server);
+  const { base } = await gateway({ targets: [{ url: up.url }], tls: { ca: pki.ca.cert, pins: [otherPin, serverPin] } });
+  const r = await get(`${base}/x`);
+  assert.equal(r.status, 200);
+  assert.equal(up.requests.length, 1);
+});
+
+test('a valid certificate whose key is not pinned is refused: 502, security event, nothing reaches the upstream', async () => {
+  const up = await upstream(pki.serverRsa); // verifies against the CA, but another key
+  const { base, log } = await gateway({ targets: [{ url: up.url }], tls: { ca: pki.ca.cert, pins: [serverPin] } });
+  const r = await get(`${base}/x`);
+  assert.equal(r.status, 502);
+  const p = r.json<{ type: string; detail: string }>();
+  assert.match(p.type, /upstream-tls-error$/);
+  assert.ok(!r.body.includes(otherPin) && !r.body.includes(serverPin) && !r.body.includes('pin'), r.body);
+  assert.equal(up.requests.length, 0);
+
+  const ev = log.events('tls-pin-mismatch');
+  assert.equal(ev.length, 1, 'one security event per failed handshake');
+  assert.equal(ev[0]!.level, 40);
+  assert.equal(ev[0]!.upstream, 'api');
+  assert.equal(ev[0]!.target, up.url);
+  assert.equal((ev[0]!.event as { observed: string }).observed, otherPin);
+});
+
+test('pins are enforced when chain verification is off (insecureSkipVerify)', async () => {
+  const upOk = await upstream(pki.serverOtherCa);
+  const ok = await gateway({ targets: [{ url: upOk.url }], tls: { insecureSkipVerify: true, pins: [spkiPin(pki.serverOtherCa.certPem)] } });
+  assert.equal((await get(`${ok.base}/x`)).status, 200);
+
+  const upBad = await upstream(pki.serverOtherCa);
+  const bad = await gateway({ targets: [{ url: upBad.url }], tls: { insecureSkipVerify: true, pins: [serverPin] }, healthCheck: { passive: { consecutiveFailures: 100 } } });
+  // Every connection is checked: no session resumption can skip it.
+  for (let i = 0; i < 3; i++) {
+    const r = await get(`${bad.base}/x`);
+    assert.equal(r.status, 502);
+    assert.match(r.body, /upstream-tls-error/);
+  }
+  assert.equal(upBad.requests.length, 0);
+  assert.equal(bad.log.events('tls-pin-mismatch').length, 3);
+});
+
+test('a pin mismatch counts against the target: it is ejected, and a retry goes to a target with the pinned key', async () => {
+  const good = await upstream(pki.server);
+  const bad = await upstream(pki.serverRsa);
+  const { base, log } = await gateway({
+    targets: [{ url: bad.url }, { url: good.url }],
+    tls: { ca: pki.ca.cert, pins: [serverPin] },
+    retries: { attempts: 1, minRetriesPerSecond: 100 },
+    healthCheck: { passive: { consecutiveFailures: 2, cooldownMs: 60_000 } },
+  });
+  for (let i = 0; i < 6; i++) {
+    const r = await get(`${base}/x${i}`);
+    assert.equal(r.status, 200, `request ${i}: ${r.body}`);
+  }
+  assert.equal(good.requests.length, 6);
+  assert.equal(bad.requests.length, 0);
+  const ejected = log.events('target-ejected');
+  assert.equal(ejected.length, 1);
+  assert.equal((ejected[0]!.event as { target: string }).target, bad.url);
+  assert.equal(log.events('tls-pin-mismatch').length, 2, 'no handshakes with an ejected target');
+});
