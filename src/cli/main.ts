@@ -92,6 +92,22 @@ const commands: readonly Command[] = [
     },
   },
   {
+    name: 'certs',
+    summary: 'Create development TLS certificates',
+    usage: 'dev [--out DIR] [--names NAMES] [--force]',
+    description: 'certs dev writes a development CA, a server certificate for NAMES (default localhost,127.0.0.1) and a client certificate into DIR (default ./certs) with the openssl command, and prints a listener configuration. Existing files are not overwritten without --force. Not for production.',
+    options: {
+      out: { type: 'string', valueName: 'DIR', description: 'Output directory (default ./certs)' },
+      names: { type: 'string', valueName: 'NAMES', description: 'Comma-separated DNS names and IP addresses for the server certificate' },
+      force: { type: 'boolean', description: 'Overwrite existing files' },
+    },
+    maxPositionals: 1,
+    async run(values, positionals, io) {
+      const { runCerts } = await import('./certs.js');
+      return runCerts(values, positionals, io);
+    },
+  },
+  {
     name: 'version',
     summary: 'Print the version',
     usage: '',

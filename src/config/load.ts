@@ -10,6 +10,7 @@ import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, visit, typ
 import { GatewayConfigSchema, type GatewayConfig } from './schema.js';
 import { ajvErrorsToIssues, formatPath, parsePath, type ConfigIssue, type PathSegment, type RawIssue } from './issues.js';
 import { checkSemantics } from './semantic.js';
+import { checkTlsFiles } from '../tls/check.js';
 
 export type { ConfigIssue } from './issues.js';
 export { formatIssue } from './issues.js';
@@ -332,6 +333,15 @@ function finish(file: string, parsed: Parsed, ctx: SubstCtx, parseWarnings: Conf
     const path = parsePath(s.path);
     (s.severity === 'error' ? errors : warnings).push({ ...s, file, ...parsed.locate?.(path) });
   }
+  if (errors.length > 0) return done();
+  // Certificate files: readable, key matches, not expired, cipher policy (the same checks the listener makes).
+  value.listeners.forEach((l, i) => {
+    if (l.tls === undefined) return;
+    const r = checkTlsFiles(l.tls, ctx.baseDir, ['listeners', i, 'tls']);
+    for (const p of [...r.errors, ...r.warnings]) {
+      (p.severity === 'error' ? errors : warnings).push({ file, path: formatPath(p.path), message: p.message, severity: p.severity, ...parsed.locate?.(p.path) });
+    }
+  });
   if (errors.length > 0) return done();
   return { ok: true, file, config: value, warnings: sortIssues(warnings).map((i) => redact(i, ctx.records)) };
 }

@@ -9,6 +9,7 @@ import type { RuntimeHolder } from '../server/handler.js';
 import { startStatusServer, type StatusServer } from '../status/status-server.js';
 import type { Logger } from '../observability/logger.js';
 import type { Upstream } from '../upstream/types.js';
+import { createTlsManager, type TlsManager } from '../tls/manager.js';
 
 export interface GatewayOptions {
   logger: Logger;
@@ -34,11 +35,11 @@ export class Gateway {
   }
 
   static async start(config: GatewayConfig, opts: GatewayOptions): Promise<Gateway> {
-    const runtime = compileGateway(config, { generation: 1, logger: opts.logger, onUpstreamEvent: upstreamLogger(opts.logger), ...(opts.accessLog === false ? { accessLog: false } : {}) });
+    const runtime = compileGateway(config, { generation: 1, logger: opts.logger, onUpstreamEvent: upstreamLogger(opts.logger), ...(opts.accessLog === false ? { accessLog: false } : {}), baseDir: opts.baseDir });
     const gw = new Gateway(config, runtime, opts);
     try {
       for (const u of runtime.upstreams.values()) u.start();
-      for (const l of config.listeners) await gw.openListener(l);
+      for (const [i, l] of config.listeners.entries()) await gw.openListener(l, gw.tlsManagerFor(l, i));
       const st = config.server?.status;
       if (opts.status !== false && st?.enabled !== false) {
         gw.status = await startStatusServer(gw.holder, st?.address ?? '127.0.0.1', st?.port ?? 9901);
@@ -63,8 +64,9 @@ export class Gateway {
 
   /**
    * Apply a new, already validated configuration. Compiles first: on a compile error nothing changes and
-   * the error is thrown. Listeners whose address, port or header-size limit changed are replaced (the old
-   * one drains); the others keep their sockets and pick up new limits.
+   * the error is thrown. Listeners whose address, port, header-size limit, `tls` or `http2` block changed
+   * are replaced (the old one stops accepting and drains while the new one takes over the port); the others
+   * keep their sockets and pick up new limits. Certificate renewals need no reload (src/tls/manager.ts).
    */
   async reload(config: GatewayConfig): Promise<void> {
     if (this.closing) throw new Error('gateway is shutting down');
@@ -83,20 +85,41 @@ export class Gateway {
       onUpstreamEvent: upstreamLogger(this.opts.logger),
       reuseUpstreams: reused,
       ...(this.opts.accessLog === false ? { accessLog: false } : {}),
+      baseDir: this.opts.baseDir,
     });
+    // Certificates of new or changed HTTPS listeners are loaded before anything changes: a missing file or
+    // a key mismatch rejects the reload and the running listeners keep serving.
+    const prepared = new Map<string, TlsManager | undefined>();
+    try {
+      config.listeners.forEach((l, i) => {
+        const have = this.listeners.get(l.name);
+        if (have === undefined || have.key !== listenerKey(l)) prepared.set(l.name, this.tlsManagerFor(l, i));
+      });
+    } catch (err) {
+      for (const m of prepared.values()) m?.close();
+      for (const [name, u] of next.upstreams) if (reused.get(name) !== u) void u.close().catch(() => undefined);
+      throw err;
+    }
     for (const [name, u] of next.upstreams) if (reused.get(name) !== u) u.start();
 
     // Listener changes first, so a new listener is up before traffic can be routed to its routes.
     const wanted = new Map(config.listeners.map((l) => [l.name, l]));
     this.holder.current = next;
-    for (const [name, l] of wanted) {
-      const have = this.listeners.get(name);
-      if (have === undefined) await this.openListener(l);
-      else if (have.key !== listenerKey(l)) {
-        await have.listener.close(config.server?.shutdownTimeoutMs ?? 30_000).catch(() => undefined);
-        this.listeners.delete(name);
-        await this.openListener(l);
-      } else applyMutableLimits(have.listener, l);
+    const deadline = config.server?.shutdownTimeoutMs ?? 30_000;
+    try {
+      for (const [name, l] of wanted) {
+        const have = this.listeners.get(name);
+        if (have === undefined) await this.openListener(l, takeOnce(prepared, name));
+        else if (have.key !== listenerKey(l)) {
+          // close() stops accepting at once (the port is free again); its connections drain in the background.
+          void have.listener.close(deadline).catch(() => undefined);
+          this.listeners.delete(name);
+          await this.openListener(l, takeOnce(prepared, name));
+        } else have.listener.applyLimits(resolveLimits(l.limits));
+      }
+    } finally {
+      // Managers of listeners that were not opened (an earlier listen failed) must not keep watching files.
+      for (const m of prepared.values()) m?.close();
     }
     for (const [name, have] of this.listeners) {
       if (!wanted.has(name)) {
@@ -120,26 +143,37 @@ export class Gateway {
     rt.accessLog?.close();
   }
 
-  private async openListener(l: ListenerConfig): Promise<void> {
+  /** The TLS manager of an HTTPS listener (loads and checks its certificates; throws TlsConfigError). */
+  private tlsManagerFor(l: ListenerConfig, index: number): TlsManager | undefined {
+    if (l.tls === undefined) return undefined;
+    return createTlsManager(l.name, l.tls, { logger: this.opts.logger, baseDir: this.opts.baseDir ?? process.cwd(), path: `listeners[${index}].tls` });
+  }
+
+  private async openListener(l: ListenerConfig, tlsManager: TlsManager | undefined): Promise<void> {
     const limits = resolveLimits(l.limits);
-    const listener = await startListener(this.holder, l.name, l.address ?? '0.0.0.0', l.port, limits);
+    const listener = await startListener(this.holder, l.name, l.address ?? '0.0.0.0', l.port, limits, {
+      ...(tlsManager !== undefined ? { tls: tlsManager } : {}),
+      ...(l.http2 !== undefined ? { http2: l.http2 } : {}),
+      logger: this.opts.logger,
+    });
     this.listeners.set(l.name, { listener, key: listenerKey(l) });
+  }
+
+  /** The TLS manager of an HTTPS listener (certificates served, forced reload); undefined for plain HTTP. */
+  tls(name: string): TlsManager | undefined {
+    return this.listeners.get(name)?.listener.tls;
   }
 }
 
-function listenerKey(l: ListenerConfig): string {
-  return JSON.stringify([l.address ?? '0.0.0.0', l.port, l.limits?.maxHeaderBytes]);
+function takeOnce<K, V>(m: Map<K, V>, k: K): V | undefined {
+  const v = m.get(k);
+  m.delete(k);
+  return v;
 }
 
-function applyMutableLimits(listener: Listener, l: ListenerConfig): void {
-  const lim = resolveLimits(l.limits);
-  const s = listener.server;
-  s.requestTimeout = lim.requestTimeoutMs;
-  s.headersTimeout = Math.min(lim.headersTimeoutMs, lim.requestTimeoutMs || lim.headersTimeoutMs);
-  s.keepAliveTimeout = lim.keepAliveTimeoutMs;
-  s.maxHeadersCount = lim.maxHeaderCount + 1;
-  s.maxConnections = lim.maxConnections;
-  s.maxRequestsPerSocket = lim.maxRequestsPerConnection;
+/** What a running listener cannot change in place: it is replaced when this differs. */
+function listenerKey(l: ListenerConfig): string {
+  return JSON.stringify([l.address ?? '0.0.0.0', l.port, l.limits?.maxHeaderBytes, l.tls ?? null, l.http2 ?? null]);
 }
 
 /** Closes what the old generation owned and the new one does not, once the old generation's requests are done. */

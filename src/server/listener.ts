@@ -1,21 +1,64 @@
-// One HTTP listener: node:http with Node's strict parser and the configured protocol limits, connection
-// caps (per listener and per client IP), parser-error answers, and WebSocket upgrades.
+// One listener: node:http with Node's strict parser and the configured protocol limits, connection caps
+// (per listener and per client IP), parser-error answers, and WebSocket upgrades. With `tls` it is HTTPS:
+// an HTTP/2 server that also speaks HTTP/1.1 (ALPN), or https.Server when h2 is off; the same request
+// handler serves both protocols (see src/tls/http2.ts for what HTTP/2 needs adapted).
 import http, { type ServerResponse } from 'node:http';
+import https from 'node:https';
+import http2, { type Http2SecureServer } from 'node:http2';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { ListenerLimitsResolved } from '../gateway/runtime.js';
 import { createRequestHandler, createUpgradeHandler, type RuntimeHolder } from './handler.js';
 import { sendProblem, writeRawProblem } from './problem.js';
 import { randomUUID } from 'node:crypto';
+import type { TlsManager } from '../tls/manager.js';
+import { GatewayHttp2Response, installHttp2Defences, resolveHttp2Limits, type Http2Defaults, type Http2SessionTracker } from '../tls/http2.js';
+import type { Logger } from '../observability/logger.js';
+import { silentLogger } from '../observability/logger.js';
+
+export type ListenerServer = http.Server | https.Server | Http2SecureServer;
 
 export interface Listener {
   readonly name: string;
-  readonly server: http.Server;
+  readonly server: ListenerServer;
+  /** the listener's TLS manager (HTTPS listeners); closed with the listener */
+  readonly tls: TlsManager | undefined;
   address(): { address: string; port: number };
+  /** applies limits that can change on a running listener (timeouts, counts) */
+  applyLimits(lim: ListenerLimitsResolved): void;
   /** stop accepting, let in-flight requests finish, close idle keep-alive connections */
   close(deadlineMs: number): Promise<void>;
 }
 
-export async function startListener(holder: RuntimeHolder, name: string, address: string, port: number, lim: ListenerLimitsResolved): Promise<Listener> {
+export interface ListenerOptions {
+  /** makes the listener HTTPS; the listener owns it from here (closes it) */
+  tls?: TlsManager;
+  /** `listeners[].http2` (HTTPS listeners with h2) */
+  http2?: Partial<Http2Defaults>;
+  logger?: Logger;
+}
+
+/** Node's HTTP/1 server settings, for http.Server, https.Server and the HTTP/1.1 side of an HTTP/2 server. */
+function applyHttp1Limits(s: ListenerServer, lim: ListenerLimitsResolved): void {
+  const h = s as http.Server;
+  h.requestTimeout = lim.requestTimeoutMs;
+  h.headersTimeout = Math.min(lim.headersTimeoutMs, lim.requestTimeoutMs || lim.headersTimeoutMs);
+  h.keepAliveTimeout = lim.keepAliveTimeoutMs;
+  // Node silently drops headers past maxHeadersCount; keeping one more lets the handler see the excess and answer 431.
+  h.maxHeadersCount = lim.maxHeaderCount + 1;
+  h.maxConnections = lim.maxConnections;
+  h.maxRequestsPerSocket = lim.maxRequestsPerConnection;
+}
+
+export async function startListener(holder: RuntimeHolder, name: string, address: string, port: number, lim: ListenerLimitsResolved, opts: ListenerOptions = {}): Promise<Listener> {
+  if (opts.tls !== undefined) {
+    try {
+      return await startSecureListener(holder, name, address, port, lim, opts.tls, opts);
+    } catch (err) {
+      opts.tls.close();
+      throw err;
+    }
+  }
   const server = http.createServer({
     // Never the lenient parser: it is how request smuggling gets in.
     insecureHTTPParser: false,
@@ -33,7 +76,43 @@ export async function startListener(holder: RuntimeHolder, name: string, address
   server.maxHeadersCount = lim.maxHeaderCount + 1;
   server.maxConnections = lim.maxConnections;
   server.maxRequestsPerSocket = lim.maxRequestsPerConnection;
+  installConnectionCaps(server, lim);
+  installHttp1Handlers(server, holder, name, lim, false);
+  await listen(server, address, port);
 
+  return {
+    name,
+    server,
+    tls: undefined,
+    address: () => boundAddress(server, address, port),
+    applyLimits: (next) => applyHttp1Limits(server, next),
+    close(deadlineMs) {
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(() => { server.closeAllConnections(); resolve(); }, deadlineMs);
+        timer.unref();
+        server.close(() => { clearTimeout(timer); resolve(); });
+        server.closeIdleConnections();
+        // Keep-alive connections that become idle after their last response are closed by Node once the server is closing.
+      });
+    },
+  };
+}
+
+function listen(server: ListenerServer, address: string, port: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, address, () => { server.off('error', reject); resolve(); });
+  });
+}
+
+function boundAddress(server: ListenerServer, address: string, port: number): { address: string; port: number } {
+  const a = server.address();
+  if (a === null || typeof a === 'string') return { address, port };
+  return { address: a.address, port: a.port };
+}
+
+/** Per-IP connection cap on raw TCP connections (before any TLS work). */
+function installConnectionCaps(server: ListenerServer, lim: ListenerLimitsResolved): void {
   const perIp = new Map<string, number>();
   server.on('connection', (socket: Socket) => {
     const ip = socket.remoteAddress ?? '';
@@ -49,7 +128,10 @@ export async function startListener(holder: RuntimeHolder, name: string, address
       else perIp.set(ip, left);
     });
   });
+}
 
+/** Parser errors, upgrades, Expect and CONNECT on HTTP/1 connections (plain, or HTTP/1.1 over TLS). */
+function installHttp1Handlers(server: ListenerServer, holder: RuntimeHolder, name: string, lim: ListenerLimitsResolved, secure: boolean): void {
   server.on('clientError', (err: NodeJS.ErrnoException & { bytesParsed?: number }, socket: Socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) { socket.destroy(); return; }
     // A response already begun on this connection (the handler refused the request before the parser
@@ -74,37 +156,107 @@ export async function startListener(holder: RuntimeHolder, name: string, address
     }
   });
 
-  server.on('upgrade', createUpgradeHandler(holder, name, false));
+  server.on('upgrade', createUpgradeHandler(holder, name, secure));
 
   // Requests Node would otherwise answer itself, with a bare body (417) or by silently closing (CONNECT).
   server.on('checkExpectation', (_req: http.IncomingMessage, res: ServerResponse) => {
     sendProblem(res, 417, 'expectation-failed', 'only "Expect: 100-continue" is supported', randomUUID(), holder.current.requestId.header, undefined, true);
   });
-  server.on('connect', (_req: http.IncomingMessage, socket: Socket) => {
+  server.on('connect', (_req: http.IncomingMessage, socketOrRes: Socket | http2.Http2ServerResponse) => {
+    // HTTP/2 CONNECT arrives as a request/response pair on the stream.
+    if (socketOrRes instanceof http2.Http2ServerResponse) {
+      sendProblem(socketOrRes as unknown as ServerResponse, 405, 'method-not-allowed', 'CONNECT is not allowed', randomUUID(), holder.current.requestId.header);
+      return;
+    }
+    const socket = socketOrRes;
     socket.on('error', () => socket.destroy());
     writeRawProblem(socket, 405, 'method-not-allowed', 'CONNECT is not allowed', randomUUID(), holder.current.requestId.header);
   });
+}
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, address, () => { server.off('error', reject); resolve(); });
+/**
+ * HTTPS listener. With h2 (the default) an http2 secure server with allowHTTP1: ALPN picks h2 or
+ * HTTP/1.1 per connection, and both reach the same request handler. Without h2, https.Server.
+ */
+async function startSecureListener(holder: RuntimeHolder, name: string, address: string, port: number, lim: ListenerLimitsResolved, tlsm: TlsManager, opts: ListenerOptions): Promise<Listener> {
+  const logger = opts.logger ?? silentLogger;
+  const handler = createRequestHandler(holder, name, true);
+  // A client that connects and never finishes the handshake holds a socket: the head timeout bounds it too.
+  const handshakeTimeout = Math.min(lim.headersTimeoutMs || 120_000, 120_000);
+  let server: https.Server | Http2SecureServer;
+  let h2: Http2SessionTracker | undefined;
+  if (tlsm.http2) {
+    const h2lim = resolveHttp2Limits(opts.http2);
+    const s = http2.createSecureServer({
+      ...tlsm.serverOptions,
+      handshakeTimeout,
+      allowHTTP1: true,
+      settings: { maxConcurrentStreams: h2lim.maxConcurrentStreams, maxHeaderListSize: h2lim.maxHeaderListSize, enablePush: false },
+      // Pseudo-headers (4) plus one excess field so the handler answers 431 itself, as on HTTP/1.
+      maxHeaderListPairs: lim.maxHeaderCount + 5,
+      Http2ServerResponse: GatewayHttp2Response,
+    }) as unknown as Http2SecureServer;
+    s.on('request', handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+    h2 = installHttp2Defences(s, { listener: name, logger, maxResetsPerSecond: h2lim.maxResetsPerSecond, idleTimeoutMs: lim.keepAliveTimeoutMs });
+    // The HTTP/1.1 side of an HTTP/2 server is Node's HTTP/1 server code, but http2.createSecureServer does
+    // not take its options: set them as properties (unset, keep-alive connections would never time out and
+    // the head size would be Node's global default).
+    const h1 = s as unknown as http.Server & { insecureHTTPParser: boolean; requireHostHeader: boolean; joinDuplicateHeaders: boolean; maxHeaderSize: number };
+    h1.insecureHTTPParser = false;
+    h1.requireHostHeader = false;
+    h1.joinDuplicateHeaders = false;
+    h1.maxHeaderSize = lim.maxHeaderBytes;
+    server = s;
+  } else {
+    server = https.createServer({
+      ...tlsm.serverOptions,
+      handshakeTimeout,
+      insecureHTTPParser: false,
+      maxHeaderSize: lim.maxHeaderBytes,
+      requestTimeout: lim.requestTimeoutMs,
+      headersTimeout: Math.min(lim.headersTimeoutMs, lim.requestTimeoutMs || lim.headersTimeoutMs),
+      keepAliveTimeout: lim.keepAliveTimeoutMs,
+      connectionsCheckingInterval: 1000,
+      requireHostHeader: false,
+      joinDuplicateHeaders: false,
+    }, handler);
+  }
+  applyHttp1Limits(server, lim);
+  (server as unknown as { connectionsCheckingInterval: number }).connectionsCheckingInterval = 1000;
+  tlsm.attach(server);
+
+  installConnectionCaps(server, lim);
+  installHttp1Handlers(server, holder, name, lim, true);
+  // Failed handshakes (protocol version, no shared cipher, bad client certificate, timeouts): nothing to answer.
+  server.on('tlsClientError', (_err: Error, socket: TLSSocket) => { socket.destroy(); });
+  // Every TLS connection, for the shutdown deadline (http2 servers have no closeAllConnections).
+  const sockets = new Set<TLSSocket>();
+  server.on('secureConnection', (socket: TLSSocket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
   });
+
+  await listen(server, address, port);
 
   return {
     name,
     server,
-    address() {
-      const a = server.address();
-      if (a === null || typeof a === 'string') return { address, port };
-      return { address: a.address, port: a.port };
-    },
+    tls: tlsm,
+    address: () => boundAddress(server, address, port),
+    applyLimits: (next) => applyHttp1Limits(server, next),
     close(deadlineMs) {
       return new Promise<void>((resolve) => {
-        const timer = setTimeout(() => { server.closeAllConnections(); resolve(); }, deadlineMs);
+        const done = () => { clearTimeout(timer); tlsm.detach(server); tlsm.close(); resolve(); };
+        const timer = setTimeout(() => {
+          h2?.destroyAll();
+          for (const s of sockets) s.destroy();
+          done();
+        }, deadlineMs);
         timer.unref();
-        server.close(() => { clearTimeout(timer); resolve(); });
-        server.closeIdleConnections();
-        // Keep-alive connections that become idle after their last response are closed by Node once the server is closing.
+        server.close(() => done());
+        // HTTP/1.1 connections: idle ones now, the others after their response. HTTP/2: GOAWAY, open streams finish.
+        (server as http.Server).closeIdleConnections();
+        h2?.closeAll();
       });
     },
   };
