@@ -10,6 +10,7 @@ import type { AccessLogger } from '../stages/access-log/access-log.js';
 import type { RequestContext } from '../pipeline/context.js';
 import type { ListenerConfig } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
+import type { PlaintextPolicy } from '../stages/transport-security/plaintext.js';
 
 export type RequestHandlerFn = NonNullable<CompiledStage['onRequest']>;
 export type ResponseHandlerFn = NonNullable<CompiledStage['onResponse']>;
@@ -55,6 +56,10 @@ export interface ListenerLimitsResolved {
 export interface ListenerRuntime {
   readonly config: ListenerConfig;
   readonly limits: ListenerLimitsResolved;
+  /** Strict-Transport-Security value for every response (TLS listeners; undefined = none), see src/stages/transport-security */
+  readonly hsts: string | undefined;
+  /** plain-HTTP listener that redirects to https or refuses, decided before routing; undefined = serve */
+  readonly plaintext: PlaintextPolicy | undefined;
 }
 
 export interface GatewayRuntime {
@@ -62,6 +67,8 @@ export interface GatewayRuntime {
   readonly router: Router<CompiledRoute>;
   /** true when some route matches on headers, so the router needs req.headers (built lazily by Node) */
   readonly routerNeedsHeaders: boolean;
+  /** lower-case request headers only the gateway may send upstream (clientCert forwardHeader names); client copies are dropped on every route. undefined = none */
+  readonly ownedRequestHeaders: ReadonlySet<string> | undefined;
   readonly trusted: IpMatcher;
   readonly resolveClientIp: ClientIpResolver;
   readonly requestId: RequestIdStage;

@@ -3,6 +3,7 @@
 import type { RouteConfig } from '../config/schema.js';
 import { STAGE_ORDER, type CompileEnv, type CompiledStage, type StageModule } from './types.js';
 import { requestHeadersStage, responseHeadersStage } from '../stages/headers/headers.js';
+import { clientCertStage } from '../stages/client-cert/client-cert.js';
 
 export interface RouteStageBinding {
   readonly module: StageModule<unknown>;
@@ -15,6 +16,7 @@ function bind<C>(module: StageModule<C>, select: (r: RouteConfig) => C | undefin
 }
 
 export const ROUTE_STAGES: readonly RouteStageBinding[] = [
+  bind(clientCertStage, (r) => r.clientCert),
   bind(requestHeadersStage, (r) => r.requestHeaders),
   bind(responseHeadersStage, (r) => r.responseHeaders),
 ].sort((a, b) => STAGE_ORDER[a.module.name] - STAGE_ORDER[b.module.name]);

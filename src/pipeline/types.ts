@@ -40,6 +40,8 @@ export const STAGE_ORDER = {
   'ip-filter': 40,
   waf: 50,
   cors: 60,
+  /** per-route mTLS: verified client certificate, allowlists, identity (src/stages/client-cert) */
+  'client-cert': 65,
   authentication: 70,
   authorization: 80,
   'rate-limit': 90,

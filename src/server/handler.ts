@@ -12,6 +12,10 @@ import { sendProblem, writeRawProblem, SECURITY_HEADERS, kCondemned, type Condem
 import { forwardRequest } from '../proxy/forward.js';
 import { forwardUpgrade } from '../proxy/websocket.js';
 import type { CompiledRoute, GatewayRuntime } from '../gateway/runtime.js';
+import { Http2ServerRequest } from 'node:http2';
+import { http2RequestHeaders } from '../tls/http2.js';
+import { answerPlaintext } from '../stages/transport-security/plaintext.js';
+import { HSTS_HEADER } from '../stages/transport-security/hsts.js';
 
 /** Holds the active configuration generation; swapped on reload. */
 export interface RuntimeHolder { current: GatewayRuntime }
@@ -55,12 +59,19 @@ export function createRequestHandler(holder: RuntimeHolder, listener: string, se
   return function handleRequest(req: IncomingMessage, res: ServerResponse): void {
     // Pipelined behind a response that said `connection: close` (e.g. a refused ambiguous request): never
     // answered, never forwarded. Node ends the socket once that response is written, closing this one too.
-    if ((req.socket as PeerSocket)[kCondemned] === true) return;
+    // (HTTP/2: req.socket is the whole session's socket and streams are framed independently; never condemned.)
+    if ((req.socket as PeerSocket)[kCondemned] === true && !(req instanceof Http2ServerRequest)) return;
     const rt = holder.current;
     const ctx = new RequestContext(req, res, listener, secure, performance.now());
     ctx.runtime = rt;
     (res as CtxResponse)[kCtx] = ctx;
     rt.inflight.count++;
+    // HSTS on every response of a TLS listener (problem, direct and proxied: writeHead merges it), value
+    // decided at compile time. Never on plain HTTP.
+    if (secure) {
+      const sts = rt.listeners.get(listener)?.hsts;
+      if (sts !== undefined) res.setHeader(HSTS_HEADER, sts);
+    }
     // `on`, not `once`: 'close' fires once anyway, and once() allocates a wrapper per request.
     res.on('close', onResponseClose);
     const route = prepare(rt, ctx, req, res, false);
@@ -79,13 +90,22 @@ export function prepare(rt: GatewayRuntime, ctx: RequestContext, req: IncomingMe
   let peer = socket[kPeer];
   if (peer === undefined) peer = socket[kPeer] = canonicalIp(socket.remoteAddress ?? '') ?? '0.0.0.0';
   ctx.peerIp = peer;
-  const lim = rt.listeners.get(ctx.listener)!.limits;
-  const raw = req.rawHeaders;
+  const lr = rt.listeners.get(ctx.listener)!;
+  const lim = lr.limits;
+  let raw = req.rawHeaders;
 
   // The scan's results live in locals (no per-request object).
   let host: string | undefined, contentLength: string | undefined, te: string | undefined;
   let connection: string | undefined, upgrade: string | undefined, xff: string | undefined;
   let forwarded: string | undefined, via: string | undefined, requestId: string | undefined, bad: string | undefined;
+  // HTTP/2 (TLS listeners): pseudo-headers out, `:authority` as Host. A separate branch so the HTTP/1 path
+  // pays one comparison (llhttp also reports 2 for an "HTTP/2.0" request line, hence the class check).
+  let h2 = false;
+  if (req.httpVersionMajor === 2 && req instanceof Http2ServerRequest) {
+    h2 = true;
+    const h = http2RequestHeaders(raw);
+    if (h === undefined) { bad = 'Host and :authority differ'; raw = []; } else raw = h;
+  }
   let hostCount = 0, clCount = 0, teCount = 0;
   const fwd: string[] = [];
   const reqIdHeader = rt.requestId.header;
@@ -122,7 +142,7 @@ export function prepare(rt: GatewayRuntime, ctx: RequestContext, req: IncomingMe
   // --- protocol hardening: never forward an ambiguous request (request smuggling) ---
   if (bad !== undefined) return refuse(ctx, res, socket, reqIdHeader, 400, 'bad-header', bad, true);
   // llhttp accepts any single-digit version (HTTP/0.9, HTTP/2.0 ...) in an HTTP/1 request line.
-  if (req.httpVersionMajor !== 1) return refuse(ctx, res, socket, reqIdHeader, 505, 'http-version-not-supported', 'only HTTP/1.0 and HTTP/1.1 are supported', true);
+  if (req.httpVersionMajor !== 1 && !h2) return refuse(ctx, res, socket, reqIdHeader, 505, 'http-version-not-supported', 'only HTTP/1.0 and HTTP/1.1 are supported', true);
   if (raw.length / 2 > lim.maxHeaderCount) return refuse(ctx, res, socket, reqIdHeader, 431, 'too-many-headers', `more than ${lim.maxHeaderCount} header fields`, true);
   const url = req.url ?? '';
   if (url.length > lim.maxUrlLength) return refuse(ctx, res, socket, reqIdHeader, 414, 'uri-too-long', `request target longer than ${lim.maxUrlLength} bytes`, true);
@@ -150,7 +170,14 @@ export function prepare(rt: GatewayRuntime, ctx: RequestContext, req: IncomingMe
   ctx.path = norm.path;
   ctx.query = norm.query;
 
-  const bodyLen = clCount === 1 ? Number(contentLength) : teCount === 1 ? -1 : 0;
+  // HTTP/2 needs no Content-Length: a body is DATA frames until END_STREAM (forwarded like a chunked one).
+  const bodyLen = clCount === 1 ? Number(contentLength) : teCount === 1 ? -1 : h2 && !(req as unknown as Http2ServerRequest).stream.endAfterHeaders ? -1 : 0;
+  // Plain-HTTP listener that redirects to https or refuses: answered before routing, no stage, no upstream.
+  if (lr.plaintext !== undefined && !ctx.secure) {
+    if (res !== undefined) answerPlaintext(lr.plaintext, ctx, res, host!, reqIdHeader, bodyLen !== 0);
+    else refuse(ctx, res, socket, reqIdHeader, 403, 'https-required', 'WebSocket connections are only accepted over TLS (wss://)');
+    return undefined;
+  }
   const hit = rt.router.find(ctx.listener, host!, method, norm.path, rt.routerNeedsHeaders ? req.headers : EMPTY_HEADERS);
   if (hit === null) return refuse(ctx, res, socket, reqIdHeader, 404, 'no-route', 'no route matches this request');
   const route = hit.value;
@@ -163,6 +190,8 @@ export function prepare(rt: GatewayRuntime, ctx: RequestContext, req: IncomingMe
 
   // Hop-by-hop headers named in Connection (RFC 9110 7.6.1) must not travel further either.
   if (connection !== undefined) dropConnectionNominated(fwd, connection);
+  // Identity headers only the gateway may send (clientCert.forwardHeader of any route): never a client's copy.
+  if (rt.ownedRequestHeaders !== undefined) removeHeaderPairs(fwd, rt.ownedRequestHeaders);
 
   ctx.plan = { fwd, host: host!, xff, via, peerTrusted, bodyLen, maxBody, upgrade };
   return route;
