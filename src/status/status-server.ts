@@ -1,6 +1,7 @@
 // The status listener: liveness and readiness for orchestrators and load balancers. It binds to
 // 127.0.0.1 by default because it is an operator surface, not part of the public API.
 import http from 'node:http';
+import { register } from 'prom-client';
 import type { RuntimeHolder } from '../server/handler.js';
 
 export interface StatusServer {
@@ -25,6 +26,15 @@ export async function startStatusServer(holder: RuntimeHolder, address: string, 
       return notReady.length === 0
         ? send(200, { status: 'ready', generation: rt.generation })
         : send(503, { status: 'not ready', generation: rt.generation, unhealthy_upstreams: notReady });
+    }
+    if (path === '/metrics') {
+      // Prometheus text format from this process's default registry (certificate expiry, …). In cluster
+      // mode each worker answers for itself on the shared status port.
+      register.metrics().then((text) => {
+        res.writeHead(200, { 'content-type': register.contentType, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+        res.end(req.method === 'HEAD' ? undefined : text);
+      }, () => send(500, { status: 'metrics unavailable' }));
+      return;
     }
     send(404, { status: 'not found' });
   });

@@ -49,3 +49,25 @@ test('a missing certificate file fails validation', async () => {
   const r = await loadConfigFile(config(join(dir, 'nope.pem'), pki.server.key));
   assert.equal(r.ok, false);
 });
+
+test('the status listener exposes certificate expiry as a Prometheus metric', async () => {
+  const { Gateway } = await import('../../src/gateway/gateway.js');
+  const { silentLogger } = await import('../../src/observability/logger.js');
+  const gw = await Gateway.start({
+    server: { status: { address: '127.0.0.1', port: 0 } },
+    listeners: [{ name: 'https', address: '127.0.0.1', port: 0, tls: { certificates: [{ cert: pki.server.cert, key: pki.server.key }] } }],
+    routes: [{ id: 'r', match: {}, respond: { status: 200 } }],
+  }, { logger: silentLogger, accessLog: false });
+  try {
+    const st = gw.statusAddress()!;
+    const res = await fetch(`http://127.0.0.1:${st.port}/metrics`);
+    assert.equal(res.status, 200);
+    const text = await res.text();
+    const line = text.split('\n').find((l) => l.startsWith('portcullis_tls_certificate_expiry_seconds{') && l.includes('listener="https"'));
+    assert.ok(line, text);
+    const seconds = Number(line.split(' ').at(-1));
+    assert.ok(seconds > 86_400, `expected a certificate valid for more than a day, got ${seconds}`);
+  } finally {
+    await gw.close(0);
+  }
+});
