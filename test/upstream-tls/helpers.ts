@@ -3,7 +3,10 @@
 import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
-import type { GatewayConfig } from '../../src/config/schema.js';
+import { after } from 'node:test';
+import type { GatewayConfig, UpstreamConfig } from '../../src/config/schema.js';
+import { startGateway } from '../helpers/gateway.js';
+import { captureLogger } from '../helpers/servers.js';
 import type { CertFiles } from '../helpers/certs.js';
 
 export interface TlsRequest { url: string; servername: string | false | null | undefined; clientCn: string | undefined; protocol: string | null }
@@ -52,5 +55,33 @@ export function tlsConfig(upstream: NonNullable<GatewayConfig['upstreams']>[stri
     listeners: [{ name: 'main', address: '127.0.0.1', port: 0 }],
     upstreams: { api: { timeouts: { connectMs: 3000, firstByteMs: 3000, totalMs: 5000 }, retries: { attempts: 0 }, ...upstream } },
     routes: [{ id: 'api', match: { pathPrefix: '/' }, upstream: 'api' }],
+  };
+}
+
+/**
+ * Per-file harness: upstreams and gateways started through it are closed after the file's tests, and
+ * each gateway logs into a capture the test can inspect.
+ */
+export function tlsHarness() {
+  const ups: TlsUpstream[] = [];
+  const closers: (() => Promise<void>)[] = [];
+  after(async () => {
+    await Promise.all(closers.map((c) => c()));
+    await Promise.all(ups.map((u) => u.close()));
+  });
+  return {
+    /** also close this after the file's tests */
+    defer(close: () => Promise<void>): void { closers.push(close); },
+    async upstream(...args: Parameters<typeof startTlsUpstream>): Promise<TlsUpstream> {
+      const u = await startTlsUpstream(...args);
+      ups.push(u);
+      return u;
+    },
+    async gateway(u: Partial<UpstreamConfig> & Pick<UpstreamConfig, 'targets'>) {
+      const log = captureLogger();
+      const { gw, base } = await startGateway(tlsConfig(u), { logger: log.logger });
+      closers.push(() => gw.close(200));
+      return { base, log };
+    },
   };
 }

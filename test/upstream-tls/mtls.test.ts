@@ -1,33 +1,17 @@
 // mTLS to upstreams: an upstream that requires client certificates accepts the configured one
 // (plain or passphrase-protected key) and refuses the gateway without it.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { makePki } from '../helpers/certs.js';
-import { startGateway, get } from '../helpers/gateway.js';
-import { captureLogger } from '../helpers/servers.js';
-import { startTlsUpstream, tlsConfig, type TlsUpstream } from './helpers.js';
-import type { UpstreamConfig } from '../../src/config/schema.js';
+import { get } from '../helpers/gateway.js';
+import { tlsHarness, type TlsUpstream } from './helpers.js';
 
 const pki = makePki();
 const encClient = pki.issue({ name: 'client-encrypted', usage: 'client', cn: 'encrypted-client', passphrase: 'open sesame' });
-const ups: TlsUpstream[] = [];
-const closers: (() => Promise<void>)[] = [];
-after(async () => {
-  await Promise.all(closers.map((c) => c()));
-  await Promise.all(ups.map((u) => u.close()));
-});
+const { upstream, gateway } = tlsHarness();
 
 async function requiringClientCert(opts: { maxVersion?: 'TLSv1.2' } = {}): Promise<TlsUpstream> {
-  const u = await startTlsUpstream(pki.server, { requestCert: true, rejectUnauthorized: true, ca: pki.ca.certPem, ...opts });
-  ups.push(u);
-  return u;
-}
-
-async function gateway(u: Partial<UpstreamConfig> & Pick<UpstreamConfig, 'targets'>) {
-  const log = captureLogger();
-  const { gw, base } = await startGateway(tlsConfig(u), { logger: log.logger });
-  closers.push(() => gw.close(200));
-  return { base, log };
+  return upstream(pki.server, { requestCert: true, rejectUnauthorized: true, ca: pki.ca.certPem, ...opts });
 }
 
 test('the configured client certificate is presented and accepted', async () => {

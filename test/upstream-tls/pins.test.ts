@@ -1,33 +1,13 @@
 // SPKI pinning of the upstream's leaf key: with and without chain verification, the security event,
 // passive-health ejection of a target with the wrong key, and retry onto a target with the right one.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { makePki, spkiPin } from '../helpers/certs.js';
-import { startGateway, get } from '../helpers/gateway.js';
-import { captureLogger } from '../helpers/servers.js';
-import { startTlsUpstream, tlsConfig, type TlsUpstream } from './helpers.js';
-import type { UpstreamConfig } from '../../src/config/schema.js';
+import { get } from '../helpers/gateway.js';
+import { tlsHarness } from './helpers.js';
 
 const pki = makePki();
-const ups: TlsUpstream[] = [];
-const closers: (() => Promise<void>)[] = [];
-after(async () => {
-  await Promise.all(closers.map((c) => c()));
-  await Promise.all(ups.map((u) => u.close()));
-});
-
-async function upstream(...args: Parameters<typeof startTlsUpstream>): Promise<TlsUpstream> {
-  const u = await startTlsUpstream(...args);
-  ups.push(u);
-  return u;
-}
-
-async function gateway(u: Partial<UpstreamConfig> & Pick<UpstreamConfig, 'targets'>) {
-  const log = captureLogger();
-  const { gw, base } = await startGateway(tlsConfig(u), { logger: log.logger });
-  closers.push(() => gw.close(200));
-  return { base, log };
-}
+const { upstream, gateway } = tlsHarness();
 
 const serverPin = spkiPin(pki.server.certPem);
 const otherPin = spkiPin(pki.serverRsa.certPem); // same names, same CA, another key

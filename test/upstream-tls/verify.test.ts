@@ -4,31 +4,11 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { makePki } from '../helpers/certs.js';
-import { startGateway, get } from '../helpers/gateway.js';
-import { captureLogger } from '../helpers/servers.js';
-import { startTlsUpstream, tlsConfig, type TlsUpstream } from './helpers.js';
-import type { UpstreamConfig } from '../../src/config/schema.js';
+import { get } from '../helpers/gateway.js';
+import { tlsHarness, type TlsUpstream } from './helpers.js';
 
 const pki = makePki();
-const ups: TlsUpstream[] = [];
-const closers: (() => Promise<void>)[] = [];
-after(async () => {
-  await Promise.all(closers.map((c) => c()));
-  await Promise.all(ups.map((u) => u.close()));
-});
-
-async function upstream(...args: Parameters<typeof startTlsUpstream>): Promise<TlsUpstream> {
-  const u = await startTlsUpstream(...args);
-  ups.push(u);
-  return u;
-}
-
-async function gateway(u: Partial<UpstreamConfig> & Pick<UpstreamConfig, 'targets'>) {
-  const log = captureLogger();
-  const { gw, base } = await startGateway(tlsConfig(u), { logger: log.logger });
-  closers.push(() => gw.close(200));
-  return { base, log };
-}
+const { upstream, gateway, defer } = tlsHarness();
 
 /** The client sees a generic problem: no certificate detail, no upstream address. */
 function assertTlsProblem(r: { status: number; body: string; headers: Record<string, unknown> }, up: TlsUpstream): void {
@@ -123,7 +103,7 @@ test('plain HTTP spoken on an https target is a TLS error, not a hang', async ()
   const http = await import('node:http');
   const srv = http.createServer((_q, s) => s.end('plain'));
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  closers.push(() => new Promise<void>((r) => { srv.closeAllConnections(); srv.close(() => r()); }));
+  defer(() => new Promise<void>((r) => { srv.closeAllConnections(); srv.close(() => r()); }));
   const port = (srv.address() as { port: number }).port;
   const { base } = await gateway({ targets: [{ url: `https://127.0.0.1:${port}` }] });
   const r = await get(`${base}/x`);
