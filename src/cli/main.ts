@@ -5,6 +5,7 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import cluster from 'node:cluster';
 import { formatIssue, type ConfigIssue } from '../config/issues.js';
+import type { GatewayConfig } from '../config/schema.js';
 import { VERSION } from '../version.js';
 import { PROGRAM, UsageError, parseInvocation, renderCommandHelp, renderGlobalHelp, type CommandDef, type OptionDef, type OptionValues } from './args.js';
 
@@ -39,6 +40,19 @@ function printIssues(io: Io, errors: readonly ConfigIssue[], warnings: readonly 
 
 const count = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
 
+/** Loads and validates the file for `start` and `validate`; prints every issue. Null when it has errors. */
+async function loadReported(file: string, command: string, io: Io): Promise<GatewayConfig | null> {
+  await requireConfigFile(file, command);
+  const { loadConfigFile } = await import('../config/load.js');
+  const result = await loadConfigFile(file);
+  printIssues(io, result.ok ? [] : result.errors, result.warnings);
+  if (!result.ok) {
+    if (command === 'validate') io.err(`${file}: ${count(result.errors.length, 'error')}${result.warnings.length > 0 ? `, ${count(result.warnings.length, 'warning')}` : ''}`);
+    return null;
+  }
+  return result.config;
+}
+
 const commands: readonly Command[] = [
   {
     name: 'start',
@@ -55,17 +69,11 @@ const commands: readonly Command[] = [
         return 0;
       }
       const file = String(values.config);
-      await requireConfigFile(file, 'start');
-      const { loadConfigFile } = await import('../config/load.js');
-      const result = await loadConfigFile(file);
-      if (!result.ok) {
-        printIssues(io, result.errors, result.warnings);
-        return 1;
-      }
-      printIssues(io, [], result.warnings);
+      const config = await loadReported(file, 'start', io);
+      if (config === null) return 1;
       // imported lazily: `validate` and `version` never load the runtime
       const { runGateway } = await import('../gateway/run.js');
-      await runGateway({ configPath: resolve(file), config: result.config });
+      await runGateway({ configPath: resolve(file), config });
       return 0;
     },
   },
@@ -77,16 +85,8 @@ const commands: readonly Command[] = [
     options: { config: configOption },
     async run(values, _positionals, io) {
       const file = String(values.config);
-      await requireConfigFile(file, 'validate');
-      const { loadConfigFile } = await import('../config/load.js');
-      const result = await loadConfigFile(file);
-      if (!result.ok) {
-        printIssues(io, result.errors, result.warnings);
-        io.err(`${file}: ${count(result.errors.length, 'error')}${result.warnings.length > 0 ? `, ${count(result.warnings.length, 'warning')}` : ''}`);
-        return 1;
-      }
-      printIssues(io, [], result.warnings);
-      const c = result.config;
+      const c = await loadReported(file, 'validate', io);
+      if (c === null) return 1;
       io.out(`ok: ${file} (${c.routes.length} routes, ${Object.keys(c.upstreams ?? {}).length} upstreams, ${c.listeners.length} listeners)`);
       return 0;
     },
