@@ -2,17 +2,15 @@
 // (validated with ajv, published as schema/portcullis.schema.json) and the TypeScript types.
 // Every object is closed (`additionalProperties: false`): a typo must fail validation, never
 // silently disable a security setting.
-import { Type, type Static, type TSchema, type TProperties, type ObjectOptions } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 
-/** A closed object: unknown keys are errors. */
-export const Obj = <T extends TProperties>(props: T, opts: ObjectOptions = {}) =>
-  Type.Object(props, { additionalProperties: false, ...opts });
-
-const Ms = (description: string, def?: number) =>
-  Type.Integer({ minimum: 0, maximum: 86_400_000, description, ...(def !== undefined ? { default: def } : {}) });
-const PosInt = (description: string, max = 2 ** 31 - 1) => Type.Integer({ minimum: 1, maximum: max, description });
-const Cidr = Type.String({ minLength: 1, description: 'IPv4/IPv6 address or CIDR block, e.g. 10.0.0.0/8 or ::1' });
-const HeaderName = Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", description: 'HTTP header field name' });
+import { Obj, Ms, PosInt, Cidr, HeaderName } from './schema-kit.js';
+export { Obj } from './schema-kit.js';
+import { IdentitySchema } from '../identity/schema.js';
+import { StateSchema } from '../state/schema.js';
+import { AuthenticationSchema } from '../stages/authentication/schema.js';
+import { AuthorizationSchema } from '../stages/authorization/schema.js';
+import { AttestationSchema } from '../stages/attestation/schema.js';
 
 // ---------------------------------------------------------------- listeners
 export const ListenerLimitsSchema = Obj({
@@ -210,6 +208,9 @@ export const RouteSchema = Obj({
     fingerprints: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Fa-f0-9:]{64,95}$' }), { minItems: 1, description: 'Allowed SHA-256 certificate fingerprints' })),
     forwardHeader: Type.Optional(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", description: 'Send the verified identity upstream in this header (client copies are always removed)' })),
   }, { description: 'mTLS requirement for this route (the listener must request client certificates)' })),
+  attestation: Type.Optional(AttestationSchema),
+  authentication: Type.Optional(AuthenticationSchema),
+  authorization: Type.Optional(AuthorizationSchema),
 });
 export type RouteConfig = Static<typeof RouteSchema>;
 
@@ -253,6 +254,8 @@ export const GatewayConfigSchema = Obj({
   routes: Type.Array(RouteSchema, { minItems: 1 }),
   requestId: Type.Optional(RequestIdSchema),
   accessLog: Type.Optional(AccessLogSchema),
+  identity: Type.Optional(IdentitySchema),
+  state: Type.Optional(StateSchema),
 }, {
   $id: 'https://portcullis.dev/schema/portcullis.schema.json',
   title: 'Portcullis gateway configuration',

@@ -15,6 +15,11 @@ import { compileRouteStages } from '../pipeline/registry.js';
 import { compileTransportSecurity } from '../stages/transport-security/index.js';
 import { forwardHeaderNames } from '../stages/client-cert/client-cert.js';
 import type { RequestContext } from '../pipeline/context.js';
+import { ServicePool, serviceKey, type ServiceScope } from './services.js';
+import { SecurityEventBus } from '../observability/security-events.js';
+import { createStateStore } from '../state/index.js';
+import { createConsumerDirectory } from '../identity/consumers.js';
+import type { IdentityEnv } from '../identity/env.js';
 import type { Logger } from '../observability/logger.js';
 import type { CompiledRoute, GatewayRuntime, ListenerRuntime } from './runtime.js';
 
@@ -34,6 +39,10 @@ export interface CompileOptions {
   reuseUpstreams?: ReadonlyMap<string, Upstream>;
   /** directory relative file paths (upstream CA bundles, client certificates) resolve against; default the working directory */
   baseDir?: string;
+  /** long-lived services (key stores, JWKS caches, state store) shared with other generations; default a fresh pool */
+  services?: ServiceScope;
+  /** the process's security event bus; default a private one */
+  events?: SecurityEventBus;
 }
 
 export class CompileError extends Error {
@@ -58,11 +67,25 @@ export function compileGateway(cfg: GatewayConfig, opts: CompileOptions): Gatewa
   const transport = compileTransportSecurity(cfg, opts.baseDir);
   for (const l of cfg.listeners) listeners.set(l.name, { config: l, limits: resolveLimits(l.limits), ...transport(l) });
 
+  const services = opts.services ?? new ServicePool().scope();
+  const baseDir = opts.baseDir ?? process.cwd();
+  const events = opts.events ?? new SecurityEventBus();
+  const state = services.use(serviceKey('state', cfg.state ?? { type: 'memory' }), () => createStateStore(cfg.state));
+  const identity: IdentityEnv = {
+    config: cfg.identity ?? {},
+    services,
+    baseDir,
+    logger: opts.logger,
+    events,
+    state,
+    consumers: createConsumerDirectory(cfg.identity, services, baseDir, opts.logger),
+  };
+
   const entries: RouteEntry<CompiledRoute>[] = [];
   let needsHeaders = false;
   cfg.routes.forEach((r, i) => {
     if (r.match.headers !== undefined && Object.keys(r.match.headers).length > 0) needsHeaders = true;
-    entries.push({ id: r.id, match: r.match, value: compileRoute(r, i, upstreams), ...(r.listeners ? { listeners: r.listeners } : {}) });
+    entries.push({ id: r.id, match: r.match, value: compileRoute(r, i, upstreams, identity), ...(r.listeners ? { listeners: r.listeners } : {}) });
   });
   let router;
   try {
@@ -76,6 +99,8 @@ export function compileGateway(cfg: GatewayConfig, opts: CompileOptions): Gatewa
     router,
     routerNeedsHeaders: needsHeaders,
     ownedRequestHeaders: forwardHeaderNames(cfg.routes),
+    services,
+    events,
     trusted,
     resolveClientIp: compileClientIpResolver(trusted, { header: cfg.server?.clientIpHeader ?? 'auto' }),
     requestId: requestId.compile(cfg.requestId),
@@ -105,11 +130,17 @@ function newUpstream(name: string, ucfg: UpstreamConfig, opts: CompileOptions): 
   }
 }
 
-function compileRoute(r: RouteConfig, index: number, upstreams: ReadonlyMap<string, Upstream>): CompiledRoute {
+function compileRoute(r: RouteConfig, index: number, upstreams: ReadonlyMap<string, Upstream>, identity: IdentityEnv): CompiledRoute {
   const upstream = r.upstream !== undefined ? upstreams.get(r.upstream) : undefined;
   if (r.upstream !== undefined && upstream === undefined) throw new CompileError(`routes[${index}].upstream`, `unknown upstream "${r.upstream}"`);
   if ((upstream === undefined) === (r.respond === undefined)) throw new CompileError(`routes[${index}]`, 'a route needs exactly one of "upstream" or "respond"');
-  const stages = compileRouteStages(r, { routeId: r.id });
+  let stages;
+  try {
+    stages = compileRouteStages(r, { routeId: r.id, route: r, path: `routes[${index}]`, identity });
+  } catch (err) {
+    if (err instanceof CompileError) throw err;
+    throw new CompileError(`routes[${index}]`, (err as Error).message);
+  }
   return {
     id: r.id,
     onRequest: stages.flatMap((s) => (s.onRequest ? [s.onRequest] : [])),

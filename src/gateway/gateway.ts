@@ -10,6 +10,8 @@ import { startStatusServer, type StatusServer } from '../status/status-server.js
 import type { Logger } from '../observability/logger.js';
 import type { Upstream } from '../upstream/types.js';
 import { createTlsManager, type TlsManager } from '../tls/manager.js';
+import { ServicePool } from './services.js';
+import { SecurityEventBus, attachDefaultSubscribers } from '../observability/security-events.js';
 
 export interface GatewayOptions {
   logger: Logger;
@@ -19,6 +21,8 @@ export interface GatewayOptions {
   accessLog?: boolean;
   /** false: no status listener whatever the config says */
   status?: boolean;
+  /** security event bus to publish on (tests subscribe to it); default a new one with the log and metric subscribers */
+  events?: SecurityEventBus;
 }
 
 export class Gateway {
@@ -29,14 +33,27 @@ export class Gateway {
   private closing = false;
   private config: GatewayConfig;
 
-  private constructor(config: GatewayConfig, runtime: GatewayRuntime, private readonly opts: GatewayOptions) {
+  private constructor(config: GatewayConfig, runtime: GatewayRuntime, private readonly opts: GatewayOptions, private readonly pool: ServicePool, readonly events: SecurityEventBus) {
     this.config = config;
     this.holder = { current: runtime };
   }
 
   static async start(config: GatewayConfig, opts: GatewayOptions): Promise<Gateway> {
-    const runtime = compileGateway(config, { generation: 1, logger: opts.logger, onUpstreamEvent: upstreamLogger(opts.logger), ...(opts.accessLog === false ? { accessLog: false } : {}), baseDir: opts.baseDir });
-    const gw = new Gateway(config, runtime, opts);
+    const pool = new ServicePool();
+    const events = opts.events ?? new SecurityEventBus();
+    if (opts.events === undefined) attachDefaultSubscribers(events, opts.logger);
+    const services = pool.scope();
+    const runtime = compileGateway(config, { generation: 1, logger: opts.logger, onUpstreamEvent: upstreamLogger(opts.logger), ...(opts.accessLog === false ? { accessLog: false } : {}), baseDir: opts.baseDir, services, events });
+    // Key stores load their index, state stores connect: nothing is served before they can answer.
+    try {
+      await services.ready();
+    } catch (err) {
+      await Promise.all([...runtime.upstreams.values()].map((u) => u.close().catch(() => undefined)));
+      runtime.accessLog?.close();
+      throw err;
+    }
+    services.commit();
+    const gw = new Gateway(config, runtime, opts, pool, events);
     try {
       for (const u of runtime.upstreams.values()) u.start();
       for (const [i, l] of config.listeners.entries()) await gw.openListener(l, gw.tlsManagerFor(l, i));
@@ -79,14 +96,32 @@ export class Gateway {
       const live = old.upstreams.get(name);
       if (prev !== undefined && live !== undefined && JSON.stringify(prev) === JSON.stringify(u)) reused.set(name, live);
     }
-    const next = compileGateway(config, {
-      generation: ++this.generation,
-      logger: this.opts.logger,
-      onUpstreamEvent: upstreamLogger(this.opts.logger),
-      reuseUpstreams: reused,
-      ...(this.opts.accessLog === false ? { accessLog: false } : {}),
-      baseDir: this.opts.baseDir,
-    });
+    const services = this.pool.scope();
+    let next: GatewayRuntime;
+    try {
+      next = compileGateway(config, {
+        generation: ++this.generation,
+        logger: this.opts.logger,
+        onUpstreamEvent: upstreamLogger(this.opts.logger),
+        reuseUpstreams: reused,
+        ...(this.opts.accessLog === false ? { accessLog: false } : {}),
+        baseDir: this.opts.baseDir,
+        services,
+        events: this.events,
+      });
+    } catch (err) {
+      await services.abandon();
+      throw err;
+    }
+    const closeNewUpstreams = () => { for (const [name, u] of next.upstreams) if (reused.get(name) !== u) void u.close().catch(() => undefined); };
+    // New key stores / state stores must be able to answer before the generation goes live.
+    try {
+      await services.ready();
+    } catch (err) {
+      closeNewUpstreams();
+      next.accessLog?.close();
+      throw err;
+    }
     // Certificates of new or changed HTTPS listeners are loaded before anything changes: a missing file or
     // a key mismatch rejects the reload and the running listeners keep serving.
     const prepared = new Map<string, TlsManager | undefined>();
@@ -97,9 +132,11 @@ export class Gateway {
       });
     } catch (err) {
       for (const m of prepared.values()) m?.close();
-      for (const [name, u] of next.upstreams) if (reused.get(name) !== u) void u.close().catch(() => undefined);
+      closeNewUpstreams();
+      await services.abandon();
       throw err;
     }
+    services.commit();
     for (const [name, u] of next.upstreams) if (reused.get(name) !== u) u.start();
 
     // Listener changes first, so a new listener is up before traffic can be routed to its routes.
@@ -128,7 +165,7 @@ export class Gateway {
       }
     }
     this.config = config;
-    retire(old, next, this.opts.logger);
+    retire(old, next, this.opts.logger, this.pool);
   }
 
   /** Graceful stop: stop accepting, finish in-flight requests up to the deadline, close pools and logs. */
@@ -141,6 +178,7 @@ export class Gateway {
     const rt = this.holder.current;
     await Promise.all([...rt.upstreams.values()].map((u) => u.close().catch(() => undefined)));
     rt.accessLog?.close();
+    await this.pool.closeAll();
   }
 
   /** The TLS manager of an HTTPS listener (loads and checks its certificates; throws TlsConfigError). */
@@ -177,12 +215,14 @@ function listenerKey(l: ListenerConfig): string {
 }
 
 /** Closes what the old generation owned and the new one does not, once the old generation's requests are done. */
-function retire(old: GatewayRuntime, next: GatewayRuntime, logger: Logger): void {
+function retire(old: GatewayRuntime, next: GatewayRuntime, logger: Logger, pool: ServicePool): void {
   const keep = new Set(next.upstreams.values());
   const drop = [...old.upstreams.values()].filter((u) => !keep.has(u));
   const closeAll = () => {
     for (const u of drop) u.close().catch((err: unknown) => logger.warn({ err }, 'closing retired upstream failed'));
     if (old.accessLog !== next.accessLog) old.accessLog?.close();
+    // Services (key stores, JWKS caches) that no live or draining generation uses any more.
+    void pool.release(old.services).catch((err: unknown) => logger.warn({ err }, 'closing retired services failed'));
   };
   if (old.inflight.count === 0) return closeAll();
   // Requests of the old generation may still be between stages and about to dispatch: wait for them.

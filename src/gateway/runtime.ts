@@ -11,6 +11,8 @@ import type { RequestContext } from '../pipeline/context.js';
 import type { ListenerConfig } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { PlaintextPolicy } from '../stages/transport-security/plaintext.js';
+import type { ServiceScope } from './services.js';
+import type { SecurityEventBus } from '../observability/security-events.js';
 
 export type RequestHandlerFn = NonNullable<CompiledStage['onRequest']>;
 export type ResponseHandlerFn = NonNullable<CompiledStage['onResponse']>;
@@ -69,6 +71,10 @@ export interface GatewayRuntime {
   readonly routerNeedsHeaders: boolean;
   /** lower-case request headers only the gateway may send upstream (clientCert forwardHeader names); client copies are dropped on every route. undefined = none */
   readonly ownedRequestHeaders: ReadonlySet<string> | undefined;
+  /** long-lived services this generation uses (key stores, JWKS caches, state store) */
+  readonly services: ServiceScope;
+  /** security events (failed authentication, authorization, ...) of this process */
+  readonly events: SecurityEventBus;
   readonly trusted: IpMatcher;
   readonly resolveClientIp: ClientIpResolver;
   readonly requestId: RequestIdStage;

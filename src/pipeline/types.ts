@@ -4,6 +4,8 @@ import type { IncomingMessage, ServerResponse, OutgoingHttpHeaders } from 'node:
 import type { TSchema } from '@sinclair/typebox';
 import type { RequestContext } from './context.js';
 import type { HeaderList } from './header-list.js';
+import type { RouteConfig } from '../config/schema.js';
+import type { IdentityEnv } from '../identity/env.js';
 
 /** A stage stops the request by returning a Rejection; `undefined` means "continue". */
 export interface Rejection {
@@ -30,6 +32,11 @@ export interface CompiledStage {
 /** Everything a stage may use while compiling. Shared, immutable data built once per config. */
 export interface CompileEnv {
   readonly routeId: string;
+  /** the route's whole configuration (stages that depend on a sibling block, e.g. authorization on authentication) */
+  readonly route: RouteConfig;
+  /** `routes[i]` path prefix for compile errors */
+  readonly path: string;
+  readonly identity: IdentityEnv;
 }
 
 /** Fixed, documented stage order (see docs/pipeline.md). Later issues slot their stages in by this number. */
@@ -42,6 +49,8 @@ export const STAGE_ORDER = {
   cors: 60,
   /** per-route mTLS: verified client certificate, allowlists, identity (src/stages/client-cert) */
   'client-cert': 65,
+  /** app attestation token (src/stages/attestation) */
+  attestation: 67,
   authentication: 70,
   authorization: 80,
   'rate-limit': 90,

@@ -1,3 +1,4 @@
+import { testCompileEnv } from '../../../test/helpers/compile-env.js';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -110,7 +111,7 @@ describe('subjectAltName parsing', () => {
 
 describe('client-cert stage', () => {
   const run = (cfg: NonNullable<RouteConfig['clientCert']>, socket: object, fwd: string[] = []) => {
-    const stage = clientCertStage.compile(cfg, { routeId: 'r' })!;
+    const stage = clientCertStage.compile(cfg, testCompileEnv())!;
     const ctx = ctxFor(socket, fwd);
     const out = stage.onRequest!(ctx);
     return { out: out as { status: number; code: string } | undefined, ctx };
@@ -154,7 +155,7 @@ describe('client-cert stage', () => {
   });
 
   it('keeps an identity an earlier stage established', () => {
-    const stage = clientCertStage.compile({ required: true }, { routeId: 'r' })!;
+    const stage = clientCertStage.compile({ required: true }, testCompileEnv())!;
     const ctx = ctxFor(fakeSocket({}));
     ctx.identity = { kind: 'other', id: 'x' };
     stage.onRequest!(ctx);
