@@ -4,6 +4,9 @@ import type { RouteConfig } from '../config/schema.js';
 import { STAGE_ORDER, type CompileEnv, type CompiledStage, type StageModule } from './types.js';
 import { requestHeadersStage, responseHeadersStage } from '../stages/headers/headers.js';
 import { clientCertStage } from '../stages/client-cert/client-cert.js';
+import { attestationStage } from '../stages/attestation/attestation.js';
+import { authenticationStage } from '../stages/authentication/authentication.js';
+import { authorizationStage } from '../stages/authorization/authorization.js';
 
 export interface RouteStageBinding {
   readonly module: StageModule<unknown>;
@@ -17,6 +20,9 @@ function bind<C>(module: StageModule<C>, select: (r: RouteConfig) => C | undefin
 
 export const ROUTE_STAGES: readonly RouteStageBinding[] = [
   bind(clientCertStage, (r) => r.clientCert),
+  bind(attestationStage, (r) => r.attestation),
+  bind(authenticationStage, (r) => r.authentication),
+  bind(authorizationStage, (r) => r.authorization),
   bind(requestHeadersStage, (r) => r.requestHeaders),
   bind(responseHeadersStage, (r) => r.responseHeaders),
 ].sort((a, b) => STAGE_ORDER[a.module.name] - STAGE_ORDER[b.module.name]);
