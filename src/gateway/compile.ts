@@ -14,6 +14,7 @@ import * as accessLog from '../stages/access-log/access-log.js';
 import { compileRouteStages } from '../pipeline/registry.js';
 import { compileTransportSecurity } from '../stages/transport-security/index.js';
 import { forwardHeaderNames } from '../stages/client-cert/client-cert.js';
+import { identityForwardHeaderNames } from '../stages/authentication/authentication.js';
 import type { RequestContext } from '../pipeline/context.js';
 import { ServicePool, serviceKey, type ServiceScope } from './services.js';
 import { SecurityEventBus } from '../observability/security-events.js';
@@ -98,7 +99,7 @@ export function compileGateway(cfg: GatewayConfig, opts: CompileOptions): Gatewa
     generation: opts.generation,
     router,
     routerNeedsHeaders: needsHeaders,
-    ownedRequestHeaders: forwardHeaderNames(cfg.routes),
+    ownedRequestHeaders: ownedHeaders(cfg.routes),
     services,
     events,
     trusted,
@@ -111,6 +112,13 @@ export function compileGateway(cfg: GatewayConfig, opts: CompileOptions): Gatewa
     logger: opts.logger,
     inflight: { count: 0, onIdle: undefined },
   };
+}
+
+/** Identity headers only the gateway may send upstream: clientCert.forwardHeader and authentication.forward names. */
+function ownedHeaders(routes: readonly RouteConfig[]): ReadonlySet<string> | undefined {
+  const names = new Set(forwardHeaderNames(routes));
+  for (const n of identityForwardHeaderNames(routes)) names.add(n);
+  return names.size > 0 ? names : undefined;
 }
 
 function newUpstream(name: string, ucfg: UpstreamConfig, opts: CompileOptions): Upstream {
