@@ -105,13 +105,28 @@ export function compileGateway(cfg: GatewayConfig, opts: CompileOptions): Gatewa
     trusted,
     resolveClientIp: compileClientIpResolver(trusted, { header: cfg.server?.clientIpHeader ?? 'auto' }),
     requestId: requestId.compile(cfg.requestId),
-    accessLog: opts.accessLog === false ? undefined : accessLog.compile(cfg.accessLog),
+    accessLog: opts.accessLog === false ? undefined : accessLog.compile(cfg.accessLog, credentialNames(cfg.routes)),
     via: `1.1 ${cfg.server?.via ?? 'portcullis'}`,
     upstreams,
     listeners,
     logger: opts.logger,
     inflight: { count: 0, onIdle: undefined },
   };
+}
+
+/** Header and query parameter names that carry credentials on some route: always redacted in the access log. */
+function credentialNames(routes: readonly RouteConfig[]): { headers: string[]; query: string[] } {
+  const headers: string[] = [];
+  const query: string[] = [];
+  for (const r of routes) {
+    if (r.attestation?.header !== undefined) headers.push(r.attestation.header);
+    for (const m of r.authentication?.methods ?? []) {
+      if (!('apiKey' in m)) continue;
+      if (typeof m.apiKey.header === 'string') headers.push(m.apiKey.header);
+      if (m.apiKey.queryParam !== undefined) query.push(m.apiKey.queryParam);
+    }
+  }
+  return { headers, query };
 }
 
 /** Identity headers only the gateway may send upstream: clientCert.forwardHeader and authentication.forward names. */

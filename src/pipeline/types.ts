@@ -15,6 +15,8 @@ export interface Rejection {
   /** human-readable, safe to show to clients */
   readonly detail?: string;
   readonly headers?: OutgoingHttpHeaders;
+  /** precise reason for the access log's block_reason when it differs from the client-facing code (e.g. 'api-key-revoked' behind 'invalid-credentials') */
+  readonly logReason?: string;
 }
 
 export type StageOutcome = Rejection | undefined;

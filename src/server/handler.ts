@@ -259,7 +259,7 @@ function isPromise(x: unknown): x is Promise<StageOutcome> {
 }
 
 function reject(rt: GatewayRuntime, ctx: RequestContext, o: NonNullable<StageOutcome>): void {
-  ctx.blockReason = o.code;
+  ctx.blockReason = o.logReason ?? o.code;
   ctx.status = o.status;
   sendProblem(ctx.res, o.status, o.code, o.detail, ctx.id, rt.requestId.header, o.headers);
 }
@@ -348,13 +348,13 @@ function runUpgradeStages(rt: GatewayRuntime, ctx: RequestContext, route: Compil
     if (isPromise(out)) {
       const next = i + 1;
       out.then((o) => {
-        if (o !== undefined) { ctx.status = o.status; ctx.blockReason = o.code; rejectUpgrade(socket, o.status, o.code, ctx.id, rt.requestId.header, o.detail); rt.accessLog?.log(ctx); }
+        if (o !== undefined) { ctx.status = o.status; ctx.blockReason = o.logReason ?? o.code; rejectUpgrade(socket, o.status, o.code, ctx.id, rt.requestId.header, o.detail); rt.accessLog?.log(ctx); }
         else runUpgradeStages(rt, ctx, route, socket, head, next);
       }, () => rejectUpgrade(socket, 500, 'internal-error', ctx.id, rt.requestId.header));
       return;
     }
     ctx.status = out.status;
-    ctx.blockReason = out.code;
+    ctx.blockReason = out.logReason ?? out.code;
     rejectUpgrade(socket, out.status, out.code, ctx.id, rt.requestId.header, out.detail);
     rt.accessLog?.log(ctx);
     return;

@@ -10,7 +10,7 @@ export const schema = AccessLogSchema;
 export type AccessLogConfig = Static<typeof AccessLogSchema>;
 
 /** Always redacted, whatever the config says. */
-export const ALWAYS_SECRET_HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key'];
+export const ALWAYS_SECRET_HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key', 'dpop'];
 export const DEFAULT_SECRET_QUERY = ['token', 'access_token', 'id_token', 'refresh_token', 'api_key', 'apikey', 'key', 'password', 'passwd', 'secret', 'client_secret', 'code', 'signature', 'sig'];
 const REDACTED = '[REDACTED]';
 
@@ -35,7 +35,11 @@ const FLUSH_MS = 250;
  * per request with an ISO timestamp (object walk, an ISO timestamp formatted per line, one write per line);
  * this costs a small fraction of that and keeps pino's default line format (`level`, `time` in epoch ms).
  */
-export function compile(cfg: AccessLogConfig | undefined): AccessLogger | undefined {
+/**
+ * `credentials`: header and query parameter names that carry credentials on some route (API key headers
+ * and parameters, attestation headers), redacted whatever the config says.
+ */
+export function compile(cfg: AccessLogConfig | undefined, credentials: { headers: readonly string[]; query: readonly string[] } = { headers: [], query: [] }): AccessLogger | undefined {
   if (cfg?.enabled === false) return undefined;
   const destination = cfg?.destination ?? 'stdout';
   const isFile = destination !== 'stdout' && destination !== 'stderr';
@@ -45,8 +49,8 @@ export function compile(cfg: AccessLogConfig | undefined): AccessLogger | undefi
     sync: isFile,
     mkdir: true,
   });
-  const secretHeaders = new Set([...ALWAYS_SECRET_HEADERS, ...(cfg?.redactHeaders ?? []).map((h) => h.toLowerCase())]);
-  const secretQuery = new Set([...DEFAULT_SECRET_QUERY, ...(cfg?.redactQuery ?? []).map((q) => q.toLowerCase())]);
+  const secretHeaders = new Set([...ALWAYS_SECRET_HEADERS, ...credentials.headers, ...(cfg?.redactHeaders ?? [])].map((h) => h.toLowerCase()));
+  const secretQuery = new Set([...DEFAULT_SECRET_QUERY, ...credentials.query, ...(cfg?.redactQuery ?? [])].map((q) => q.toLowerCase()));
   const include = (cfg?.includeHeaders ?? []).map((h) => h.toLowerCase());
   const redactQuery = compileQueryRedactor(secretQuery);
 

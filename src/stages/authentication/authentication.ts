@@ -80,7 +80,7 @@ export function compileAuthentication(cfg: AuthenticationConfig, methods: readon
       } else if (f.status === 503) {
         headers['retry-after'] = '1';
       }
-      return { status: f.status, code: CODE[f.status] ?? 'invalid-credentials', detail: f.description ?? GENERIC_DETAIL[f.status], headers };
+      return { status: f.status, code: CODE[f.status] ?? 'invalid-credentials', detail: f.description ?? GENERIC_DETAIL[f.status], headers, logReason: f.reason };
     };
 
     const accept = (ctx: RequestContext, m: AuthMethod, identity: Identity): undefined => {
