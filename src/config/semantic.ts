@@ -7,6 +7,7 @@ import type { GatewayConfig, HeaderRewrite, UpstreamConfig } from './schema.js';
 import { formatPath, suggest, type ConfigIssue, type PathSegment } from './issues.js';
 import { transportSecurityIssues } from '../stages/transport-security/semantic.js';
 import { clientCertIssues } from '../stages/client-cert/semantic.js';
+import { authenticationIssues } from '../stages/authentication/semantic.js';
 
 export type SemanticIssue = Omit<ConfigIssue, 'file' | 'line' | 'column'>;
 
@@ -299,6 +300,6 @@ export function checkSemantics(cfg: GatewayConfig): SemanticIssue[] {
   }
 
   // ------------------------------------------------------------ transport security (plaintext, HSTS, per-route mTLS)
-  out.push(...transportSecurityIssues(cfg), ...clientCertIssues(cfg));
+  out.push(...transportSecurityIssues(cfg), ...clientCertIssues(cfg), ...authenticationIssues(cfg));
   return out;
 }

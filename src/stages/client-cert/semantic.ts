@@ -8,7 +8,7 @@ import { normalizeFingerprint } from './identity.js';
  * Request headers a forwardHeader may not name: connection-level and framing headers, headers the gateway
  * itself sends upstream, and the client-IP / override headers the handler drops.
  */
-const RESERVED = new Set([
+export const RESERVED_IDENTITY_HEADERS: ReadonlySet<string> = new Set([
   'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer',
   'transfer-encoding', 'upgrade', 'content-length', 'host', 'expect',
   'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-prefix', 'forwarded', 'via',
@@ -47,7 +47,7 @@ export function clientCertIssues(cfg: GatewayConfig): SemanticIssue[] {
     const fh = cc.forwardHeader;
     if (fh !== undefined) {
       const lower = fh.toLowerCase();
-      if (RESERVED.has(lower) || lower === requestIdHeader) {
+      if (RESERVED_IDENTITY_HEADERS.has(lower) || lower === requestIdHeader) {
         err([...base, 'forwardHeader'], `${JSON.stringify(fh)} cannot carry the client certificate identity: the gateway or the connection owns that header`);
       }
       for (const op of ['set', 'add'] as const) {
