@@ -181,6 +181,24 @@ SYSTEMS.push({
   bar: { rps: 0.8 },
 });
 
+SYSTEMS.push({
+  name: 'portcullis-apikey',
+  // 100 consumers with one key each (hashed with the pepper, restricted to loopback), keys sent in turn.
+  prepare: async () => {
+    const { generateApiKey, hashApiKey } = await import(path.join(ROOT, 'dist/identity/api-keys/format.js'));
+    const pepper = 'bench-pepper-0123456789abcdefghijklmnopqrstuvwxyz';
+    const keys = Array.from({ length: 100 }, () => generateApiKey());
+    const consumers = keys.map((k, i) => ({ id: `consumer-${i}`, scopes: ['orders:read'], apiKeys: [{ id: `key-${i}`, hash: hashApiKey(pepper, k), cidrs: ['127.0.0.1/32'] }] }));
+    return { pepper, keys, consumers };
+  },
+  config: (ctx) => portcullisAuth(ctx, { pepper: ctx.state.pepper, consumers: ctx.state.consumers }, [{ apiKey: {} }]),
+  headers: (ctx) => ({ 'X-API-Key': ctx.state.keys[0] }),
+  wrkScript: (ctx) => rotatingHeaderScript('X-API-Key', ctx.state.keys),
+  verify: expect401,
+  baseline: 'portcullis-plain',
+  bar: { rps: 0.9 },
+});
+
 // ================================================================ small helpers
 const t0 = Date.now();
 function log(msg) { process.stderr.write(`[bench +${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}\n`); }
