@@ -8,6 +8,7 @@ import { formatPath, suggest, type ConfigIssue, type PathSegment } from './issue
 import { transportSecurityIssues } from '../stages/transport-security/semantic.js';
 import { clientCertIssues } from '../stages/client-cert/semantic.js';
 import { authenticationIssues } from '../stages/authentication/semantic.js';
+import { authorizationIssues } from '../stages/authorization/semantic.js';
 
 export type SemanticIssue = Omit<ConfigIssue, 'file' | 'line' | 'column'>;
 
@@ -300,6 +301,6 @@ export function checkSemantics(cfg: GatewayConfig): SemanticIssue[] {
   }
 
   // ------------------------------------------------------------ transport security (plaintext, HSTS, per-route mTLS)
-  out.push(...transportSecurityIssues(cfg), ...clientCertIssues(cfg), ...authenticationIssues(cfg));
+  out.push(...transportSecurityIssues(cfg), ...clientCertIssues(cfg), ...authenticationIssues(cfg), ...authorizationIssues(cfg));
   return out;
 }
