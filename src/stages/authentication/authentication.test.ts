@@ -52,7 +52,7 @@ describe('authentication stage', () => {
     const { out } = await run({});
     assert.equal(out?.status, 401);
     assert.equal(out?.code, 'authentication-required');
-    assert.equal(out?.headers?.['www-authenticate'], 'ApiKey realm="api", DPoP realm="api", Bearer realm="api"');
+    assert.equal(out?.headers?.['www-authenticate'], 'ApiKey realm="api", DPoP realm="api", algs="ES256 RS256 PS256 EdDSA", Bearer realm="api"');
     assert.equal(events.length, 1);
     assert.equal(events[0]!.reason, 'credentials-missing');
     assert.equal(events[0]!.route, 'orders');
@@ -67,7 +67,7 @@ describe('authentication stage', () => {
     assert.equal(events[0]!.reason, 'api-key-bad');
     assert.equal(events[0]!.method, 'api-key');
     // the failing scheme carries the error, the others are offered plainly
-    assert.equal(out?.headers?.['www-authenticate'], 'ApiKey error="invalid_token", error_description="token expired", DPoP, Bearer');
+    assert.equal(out?.headers?.['www-authenticate'], 'ApiKey error="invalid_token", error_description="token expired", DPoP algs="ES256 RS256 PS256 EdDSA", Bearer');
   });
 
   it('a later method is used when earlier ones find nothing', async () => {

@@ -16,6 +16,7 @@ import type { Identity, RequestContext } from '../../pipeline/context.js';
 import type { CompiledStage, Rejection, StageModule, StageOutcome } from '../../pipeline/types.js';
 import type { SecurityEventBus } from '../../observability/security-events.js';
 import { wwwAuthenticate } from '../../identity/challenge.js';
+import { DEFAULT_DPOP_ALGORITHMS } from '../../identity/dpop/dpop.js';
 import { AuthenticationSchema, type AuthenticationConfig } from './schema.js';
 import type { AuthFailure, AuthMethod, AuthOutcome } from './types.js';
 import { compileApiKeyMethod } from './api-key.js';
@@ -46,14 +47,16 @@ export const authenticationStage: StageModule<AuthenticationConfig> = {
         throw new Error(`authentication.methods[${i}]: ${(err as Error).message}`);
       }
     });
-    return compileAuthentication(cfg, methods, env.routeId, ienv.events);
+    return compileAuthentication(cfg, methods, env.routeId, ienv.events, ienv.config.dpop?.algorithms);
   },
 };
 
 /** The stage's handler over already compiled methods (unit tests pass fake ones). */
-export function compileAuthentication(cfg: AuthenticationConfig, methods: readonly AuthMethod[], routeId: string, events: SecurityEventBus): CompiledStage {
+export function compileAuthentication(cfg: AuthenticationConfig, methods: readonly AuthMethod[], routeId: string, events: SecurityEventBus, dpopAlgorithms: readonly string[] = DEFAULT_DPOP_ALGORITHMS): CompiledStage {
   {
     const schemes = [...new Set(methods.flatMap((m) => m.challengeSchemes))];
+    // RFC 9449 7.1: a DPoP challenge should say which proof algorithms are accepted.
+    const algs = schemes.includes('DPoP') ? dpopAlgorithms.join(' ') : undefined;
     const realm = cfg.realm;
     const anonymous: Identity | undefined = cfg.anonymous === undefined || cfg.anonymous === false
       ? undefined
@@ -65,7 +68,7 @@ export function compileAuthentication(cfg: AuthenticationConfig, methods: readon
       status: 401,
       code: 'authentication-required',
       detail: 'this resource requires authentication',
-      headers: Object.freeze({ 'www-authenticate': wwwAuthenticate(schemes, realm) }),
+      headers: Object.freeze({ 'www-authenticate': wwwAuthenticate(schemes, realm, algs !== undefined ? { algs } : {}) }),
     });
 
     const refuse = (ctx: RequestContext, m: AuthMethod, f: AuthFailure): Rejection => {
@@ -73,10 +76,10 @@ export function compileAuthentication(cfg: AuthenticationConfig, methods: readon
       const headers: Record<string, string> = {};
       if (f.status === 401) {
         // The failing method's schemes carry the error; the route's other schemes are offered plainly.
-        const params = { ...(f.error !== undefined ? { error: f.error } : {}), ...(f.description !== undefined ? { error_description: f.description } : {}) };
+        const params = { ...(f.error !== undefined ? { error: f.error } : {}), ...(f.description !== undefined ? { error_description: f.description } : {}), ...(algs !== undefined ? { algs } : {}) };
         const own = wwwAuthenticate(m.challengeSchemes, realm, params);
         const others = schemes.filter((s) => !m.challengeSchemes.includes(s));
-        headers['www-authenticate'] = others.length > 0 ? `${own}, ${wwwAuthenticate(others, realm)}` : own;
+        headers['www-authenticate'] = others.length > 0 ? `${own}, ${wwwAuthenticate(others, realm, algs !== undefined ? { algs } : {})}` : own;
       } else if (f.status === 503) {
         headers['retry-after'] = '1';
       }

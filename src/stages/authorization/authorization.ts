@@ -17,6 +17,7 @@
 // Challenges after authentication go to the scheme the identity used: DPoP for a DPoP-bound token
 // (claims.cnf.jkt; RFC 9449 7.1 puts the error on the scheme that was used), Bearer for other tokens, none
 // for API keys and client certificates. Every refusal is a security event of type 'authorization'.
+import { DEFAULT_DPOP_ALGORITHMS } from '../../identity/dpop/dpop.js';
 import type { AuthenticationConfig } from '../authentication/schema.js';
 import type { Identity, RequestContext } from '../../pipeline/context.js';
 import type { CompileEnv, Rejection, StageModule } from '../../pipeline/types.js';
@@ -30,7 +31,6 @@ type Claims = Readonly<Record<string, unknown>>;
 const TOKEN_KINDS: ReadonlySet<string> = new Set(['jwt', 'introspection']);
 
 /** Proof algorithms advertised in DPoP challenges when identity.dpop.algorithms is not set (its documented default). */
-const DEFAULT_DPOP_ALGS = ['ES256', 'RS256', 'PS256', 'EdDSA'];
 
 // ---------------------------------------------------------------- challenge schemes
 
@@ -211,7 +211,7 @@ function challengeEnv(env: CompileEnv): ChallengeEnv {
     realm: env.route.authentication?.realm,
     schemes,
     tokenSchemes: schemes.filter((s) => s !== 'ApiKey'),
-    algs: (env.identity.config.dpop?.algorithms ?? DEFAULT_DPOP_ALGS).join(' '),
+    algs: (env.identity.config.dpop?.algorithms ?? DEFAULT_DPOP_ALGORITHMS).join(' '),
   };
 }
 
