@@ -1,13 +1,18 @@
 // IPC between the cluster primary (run.ts) and its workers (worker.ts).
 import type { GatewayConfig } from '../config/schema.js';
+import type { StateReplyMessage, StateRequestMessage } from '../state/cluster.js';
 
 export type ToWorker =
   | { type: 'config'; generation: number; config: GatewayConfig; baseDir: string }
-  | { type: 'shutdown' };
+  | { type: 'shutdown' }
+  /** answers to a worker's state store operations (memory store in cluster mode, src/state/cluster.ts) */
+  | StateReplyMessage;
 
 export type ToPrimary =
   | { type: 'hello' }
   | { type: 'ready'; generation: number }
   | { type: 'reloaded'; generation: number }
   | { type: 'reload-failed'; generation: number; error: string }
-  | { type: 'start-failed'; error: string };
+  | { type: 'start-failed'; error: string }
+  /** state store operations for the primary's node-wide memory store (src/state/cluster.ts) */
+  | StateRequestMessage;

@@ -11,6 +11,7 @@ import type { GatewayConfig } from '../config/schema.js';
 import { loadConfigFile, formatIssue } from '../config/load.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import type { ToPrimary, ToWorker } from './messages.js';
+import { StatePrimary } from '../state/cluster.js';
 
 export interface RunOptions {
   configPath: string;
@@ -74,6 +75,8 @@ export async function runGateway(opts: RunOptions): Promise<void> {
   let shuttingDown = false;
   let everReady = false;
   const crashes: number[] = [];
+  // The node's memory state store (DPoP jti replay cache, later rate-limit counters): workers ask over IPC.
+  const statePrimary = new StatePrimary();
   log.info({ workers: n }, `starting ${n} worker${n === 1 ? '' : 's'}`);
 
   const sendConfig = (w: Worker) => {
@@ -97,6 +100,11 @@ export async function runGateway(opts: RunOptions): Promise<void> {
           // Before anything ever served, a start failure (port taken, ...) is fatal, not a crash loop.
           if (!everReady) startup?.reject(new Error(m.error));
           break;
+        case 'state': {
+          const reply = statePrimary.handle(m);
+          if (reply !== undefined) try { w.send(reply satisfies ToWorker); } catch { /* worker gone: its calls time out */ }
+          break;
+        }
       }
     });
     return w;

@@ -5,9 +5,10 @@ import { request as undiciRequest, Agent } from 'undici';
 import { Gateway } from '../../src/gateway/gateway.js';
 import type { GatewayConfig } from '../../src/config/schema.js';
 import { silentLogger, type Logger } from '../../src/observability/logger.js';
+import type { SecurityEventBus } from '../../src/observability/security-events.js';
 
-export async function startGateway(config: GatewayConfig, opts: { logger?: Logger; accessLog?: boolean; status?: boolean } = {}): Promise<{ gw: Gateway; port: number; base: string }> {
-  const gw = await Gateway.start(config, { logger: opts.logger ?? silentLogger, accessLog: opts.accessLog ?? false, status: opts.status ?? false });
+export async function startGateway(config: GatewayConfig, opts: { logger?: Logger; accessLog?: boolean; status?: boolean; events?: SecurityEventBus } = {}): Promise<{ gw: Gateway; port: number; base: string }> {
+  const gw = await Gateway.start(config, { logger: opts.logger ?? silentLogger, accessLog: opts.accessLog ?? false, status: opts.status ?? false, ...(opts.events !== undefined ? { events: opts.events } : {}) });
   const name = config.listeners[0]!.name;
   const port = gw.address(name).port;
   return { gw, port, base: `http://127.0.0.1:${port}` };
