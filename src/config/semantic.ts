@@ -9,6 +9,8 @@ import { transportSecurityIssues } from '../stages/transport-security/semantic.j
 import { clientCertIssues } from '../stages/client-cert/semantic.js';
 import { authenticationIssues } from '../stages/authentication/semantic.js';
 import { authorizationIssues } from '../stages/authorization/semantic.js';
+import { attestationIssues } from '../stages/attestation/semantic.js';
+import { dpopIssues } from '../identity/dpop/semantic.js';
 
 export type SemanticIssue = Omit<ConfigIssue, 'file' | 'line' | 'column'>;
 
@@ -301,6 +303,6 @@ export function checkSemantics(cfg: GatewayConfig): SemanticIssue[] {
   }
 
   // ------------------------------------------------------------ transport security (plaintext, HSTS, per-route mTLS)
-  out.push(...transportSecurityIssues(cfg), ...clientCertIssues(cfg), ...authenticationIssues(cfg), ...authorizationIssues(cfg));
+  out.push(...transportSecurityIssues(cfg), ...clientCertIssues(cfg), ...authenticationIssues(cfg), ...authorizationIssues(cfg), ...attestationIssues(cfg), ...dpopIssues(cfg));
   return out;
 }

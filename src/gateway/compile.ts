@@ -19,6 +19,7 @@ import type { RequestContext } from '../pipeline/context.js';
 import { ServicePool, serviceKey, type ServiceScope } from './services.js';
 import { SecurityEventBus } from '../observability/security-events.js';
 import { createStateStore } from '../state/index.js';
+import { DEFAULT_ATTESTATION_HEADER } from '../stages/attestation/attestation.js';
 import { createConsumerDirectory } from '../identity/consumers.js';
 import type { IdentityEnv } from '../identity/env.js';
 import type { Logger } from '../observability/logger.js';
@@ -71,7 +72,7 @@ export function compileGateway(cfg: GatewayConfig, opts: CompileOptions): Gatewa
   const services = opts.services ?? new ServicePool().scope();
   const baseDir = opts.baseDir ?? process.cwd();
   const events = opts.events ?? new SecurityEventBus();
-  const state = services.use(serviceKey('state', cfg.state ?? { type: 'memory' }), () => createStateStore(cfg.state));
+  const state = services.use(serviceKey('state', cfg.state ?? { type: 'memory' }), () => createStateStore(cfg.state, { logger: opts.logger }));
   const identity: IdentityEnv = {
     config: cfg.identity ?? {},
     services,
@@ -119,7 +120,7 @@ function credentialNames(routes: readonly RouteConfig[]): { headers: string[]; q
   const headers: string[] = [];
   const query: string[] = [];
   for (const r of routes) {
-    if (r.attestation?.header !== undefined) headers.push(r.attestation.header);
+    if (r.attestation !== undefined) headers.push(r.attestation.header ?? DEFAULT_ATTESTATION_HEADER);
     for (const m of r.authentication?.methods ?? []) {
       if (!('apiKey' in m)) continue;
       if (typeof m.apiKey.header === 'string') headers.push(m.apiKey.header);

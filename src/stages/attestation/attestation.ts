@@ -1,9 +1,111 @@
-// attestation stage (placeholder until implemented).
-import type { StageModule } from '../../pipeline/types.js';
+// attestation stage: a short-lived app attestation token (Approov style) in a request header proves the
+// request comes from a genuine, unmodified app instance. Runs before authentication (STAGE_ORDER 67).
+//
+//   token missing          401 attestation-required (unless `required: false`: monitor mode lets it pass)
+//   invalid / expired / too long-lived / wrong key / binding mismatch
+//                          401 attestation-invalid (the detail does not say which check failed: an
+//                          attacker probing the verifier learns nothing; the security event has the reason)
+//   verifier unavailable   503 attestation-unavailable (JWKS unreachable: fail closed)
+// Every refusal is a SecurityEvent { type: 'attestation', reason } on the identity event bus.
+// 401 is what Approov's own backends answer; no WWW-Authenticate challenge is sent, as attestation is
+// not an HTTP authentication scheme a client could answer with credentials.
+//
+// Token binding (`bindingClaim`): the claim must hold SHA-256 of the request's Authorization header
+// value, base64url (unpadded) or standard base64 (Approov's `pay` claim) — a token captured from one
+// user's session is useless with another Authorization value. No Authorization, several, or a
+// mismatch → refused.
+// The attestation header never reaches the upstream.
+import { createHash } from 'node:crypto';
+import type { Rejection, StageModule, StageOutcome } from '../../pipeline/types.js';
+import type { RequestContext } from '../../pipeline/context.js';
+import { serviceKey } from '../../gateway/services.js';
 import { AttestationSchema, type AttestationConfig } from './schema.js';
+import { AttestationVerifier, MALFORMED, type AttestationVerdict } from './verifier.js';
+
+/** Default header carrying the token (Approov apps send `Approov-Token`: set `header: Approov-Token`). */
+export const DEFAULT_ATTESTATION_HEADER = 'Attestation-Token';
+
+const REQUIRED: Rejection = Object.freeze({ status: 401, code: 'attestation-required', detail: 'a valid app attestation token is required' });
+const INVALID: Rejection = Object.freeze({ status: 401, code: 'attestation-invalid', detail: 'the app attestation token is not valid' });
+const UNAVAILABLE: Rejection = Object.freeze({ status: 503, code: 'attestation-unavailable', detail: 'the app attestation token cannot be checked right now' });
+
+/** several copies of the header: ambiguous, refused */
+const SEVERAL = Symbol('several');
+
+/** Removes every `name` header (lower case) from the upstream header pairs; returns its value. */
+function takeHeader(fwd: string[], name: string): string | typeof SEVERAL | undefined {
+  let value: string | typeof SEVERAL | undefined;
+  for (let i = 0; i < fwd.length;) {
+    const n = fwd[i]!;
+    if (n.length === name.length && n.toLowerCase() === name) {
+      value = value === undefined ? fwd[i + 1]! : SEVERAL;
+      fwd.splice(i, 2);
+    } else i += 2;
+  }
+  return value;
+}
+
+/** The single Authorization header value as the client sent it, or undefined (none or several). */
+function authorizationValue(ctx: RequestContext): string | undefined {
+  const raw = ctx.req.rawHeaders;
+  let value: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i]!;
+    if (n.length === 13 && n.toLowerCase() === 'authorization') {
+      if (value !== undefined) return undefined;
+      value = raw[i + 1]!;
+    }
+  }
+  return value;
+}
+
+export function bindingMatches(claim: unknown, authorization: string | undefined): boolean {
+  if (typeof claim !== 'string' || authorization === undefined) return false;
+  const digest = createHash('sha256').update(authorization).digest();
+  return claim === digest.toString('base64url') || claim === digest.toString('base64');
+}
 
 export const attestationStage: StageModule<AttestationConfig> = {
   name: 'attestation',
   schema: AttestationSchema,
-  compile() { throw new Error('attestation is not implemented yet'); },
+  compile(cfg, env) {
+    const identity = env.identity;
+    const vcfg = identity.config.attestation?.[cfg.verifier];
+    if (vcfg === undefined) throw new Error(`attestation.verifier: no verifier ${JSON.stringify(cfg.verifier)} under identity.attestation`);
+    const cacheEntries = identity.config.verificationCache?.maxEntries;
+    const verifier = identity.services.use(
+      serviceKey('attestation-verifier', cfg.verifier, vcfg, identity.baseDir, cacheEntries),
+      () => new AttestationVerifier({ name: cfg.verifier, config: vcfg, baseDir: identity.baseDir, logger: identity.logger, ...(cacheEntries !== undefined ? { cacheEntries } : {}) }),
+    );
+    const header = (cfg.header ?? DEFAULT_ATTESTATION_HEADER).toLowerCase();
+    const required = cfg.required ?? true;
+    const bindingClaim = cfg.bindingClaim;
+    const { routeId } = env;
+    const events = identity.events;
+
+    const refuse = (ctx: RequestContext, reason: string, rejection: Rejection): Rejection => {
+      events.emit({ type: 'attestation', reason, route: routeId, clientIp: ctx.clientIp, requestId: ctx.id, credentialId: cfg.verifier, time: Date.now() });
+      return rejection;
+    };
+
+    const decide = (ctx: RequestContext, v: AttestationVerdict): StageOutcome => {
+      if (!v.ok) return refuse(ctx, v.reason, v.unavailable ? UNAVAILABLE : INVALID);
+      if (bindingClaim !== undefined && !bindingMatches(v.claims[bindingClaim], authorizationValue(ctx))) {
+        return refuse(ctx, 'attestation-binding-mismatch', INVALID);
+      }
+      return undefined;
+    };
+
+    return {
+      name: 'attestation',
+      onRequest(ctx) {
+        const token = takeHeader(ctx.plan!.fwd, header);
+        if (token === undefined) return required ? refuse(ctx, 'attestation-missing', REQUIRED) : undefined;
+        if (token === SEVERAL) return decide(ctx, MALFORMED);
+        const v = verifier.check(token, Date.now());
+        if (v instanceof Promise) return v.then((r) => decide(ctx, r));
+        return decide(ctx, v);
+      },
+    };
+  },
 };
