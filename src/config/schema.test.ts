@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
+import addFormatsModule from 'ajv-formats';
 import { parse as parseYaml } from 'yaml';
 import { renderSchema, SCHEMA_FILE } from '../../scripts/gen-schema.js';
 import { GatewayConfigSchema } from './schema.js';
@@ -42,8 +43,11 @@ describe('published JSON Schema (schema/portcullis.schema.json)', () => {
     assert.deepEqual(open, []);
   });
 
-  it('compiles on its own with ajv (strict) and accepts examples/minimal.yaml', async () => {
+  it('compiles on its own with ajv (strict, standard formats) and accepts examples/minimal.yaml', async () => {
     const ajv = new Ajv({ strict: true, allErrors: true });
+    // ajv-formats is CommonJS with `exports.default` (see src/config/load.ts)
+    const addFormats = (addFormatsModule as unknown as { default: typeof addFormatsModule.default }).default ?? addFormatsModule;
+    addFormats(ajv);
     const validate = ajv.compile(JSON.parse(await readFile(SCHEMA_FILE, 'utf8')) as object);
     const minimal: unknown = parseYaml(await readFile(MINIMAL, 'utf8'));
     assert.equal(validate(minimal), true, JSON.stringify(validate.errors));

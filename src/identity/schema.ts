@@ -33,7 +33,7 @@ export const ConsumerSchema = Obj({
   id: ConsumerId,
   roles: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
   scopes: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
-  metadata: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]+$' }), Scalar, { description: 'Plan, tier and other facts later stages use (e.g. rate-limit plans)' })),
+  metadata: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]+$' }), Scalar, { additionalProperties: false, description: 'Plan, tier and other facts later stages use (e.g. rate-limit plans)' })),
   apiKeys: Type.Optional(Type.Array(ConfigApiKeySchema)),
 });
 export type ConsumerConfig = Static<typeof ConsumerSchema>;
@@ -55,7 +55,7 @@ export type KeyStoreConfig = Static<typeof KeyStoreSchema>;
 
 export const StaticKeySchema = Type.Union([
   Obj({ pem: Type.String({ minLength: 1, description: 'PEM public key or certificate: inline, or a file path' }), kid: Type.Optional(Type.String()), alg: Type.Optional(JwsAlgorithm) }),
-  Obj({ jwk: Type.Record(Type.String(), Type.Unknown(), { description: 'A public JWK (private members are refused)' }) }),
+  Obj({ jwk: Type.Record(Type.String(), Type.Unknown(), { additionalProperties: false, description: 'A public JWK (private members are refused)' }) }),
   Obj({ secret: Type.String({ minLength: 1, description: 'HMAC secret (base64url or ${ENV}); at least 32 bytes' }), kid: Type.Optional(Type.String()) }),
 ]);
 

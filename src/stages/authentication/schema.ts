@@ -44,7 +44,7 @@ export const AuthenticationSchema = Obj({
     scopes: Type.Optional(HeaderName),
     roles: Type.Optional(HeaderName),
     method: Type.Optional(HeaderName),
-    claims: Type.Optional(Type.Record(Type.String({ minLength: 1 }), HeaderName, { description: 'claim (dot path) → header' })),
+    claims: Type.Optional(Type.Record(Type.String({ minLength: 1 }), HeaderName, { additionalProperties: false, description: 'claim (dot path) → header' })),
   }, { description: 'Verified identity sent upstream; client-sent copies of these headers are removed on every route' })),
 });
 export type AuthenticationConfig = Static<typeof AuthenticationSchema>;
