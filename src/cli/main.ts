@@ -108,6 +108,65 @@ const commands: readonly Command[] = [
     },
   },
   {
+    name: 'keys',
+    summary: 'Create, list, rotate and revoke API keys in the key store',
+    usage: 'create|list|show|rotate|revoke|enable|disable|hash|generate [KEY_ID] [options]',
+    description: [
+      'The store is identity.keyStore of -c FILE, or --store sqlite:PATH | postgres://USER@HOST/DB[?schema=NAME]. The pepper is identity.pepper of -c FILE or the PORTCULLIS_KEY_PEPPER environment variable (create, rotate, hash, generate).',
+      '',
+      '  keys create --consumer ID [--scopes a,b] [--cidr 10.0.0.0/8,::1] [--origin https://app.example] [--expires 30d|RFC3339] [--disabled]',
+      '  keys list [--consumer ID]          keys show KEY_ID',
+      '  keys rotate KEY_ID [--overlap 24h] [--expires ...]   (the old key keeps working for the overlap)',
+      '  keys revoke KEY_ID                 keys enable KEY_ID | keys disable KEY_ID',
+      '  keys hash < key.txt                (the hash of a key, for identity.consumers[].apiKeys)',
+      '  keys generate                      (a key and its hash for the config file; no store)',
+      '',
+      'A new key is printed once and cannot be shown again. No command prints stored hashes.',
+    ].join('\n'),
+    options: {
+      config: { type: 'string', short: 'c', valueName: 'FILE', description: 'Configuration file with identity.keyStore (and identity.pepper)' },
+      store: { type: 'string', valueName: 'STORE', description: 'sqlite:PATH or postgres://... (instead of -c)' },
+      consumer: { type: 'string', valueName: 'ID', description: 'Consumer the key belongs to (created if unknown); filter for list' },
+      scopes: { type: 'string', valueName: 'LIST', description: 'Comma-separated scopes of the key (default: the consumer\'s)' },
+      cidr: { type: 'string', valueName: 'LIST', description: 'Comma-separated client addresses/CIDR blocks the key works from' },
+      origin: { type: 'string', valueName: 'LIST', description: 'Comma-separated browser origins allowed to use the key' },
+      expires: { type: 'string', valueName: 'WHEN', description: 'Expiry: a duration (30d, 12h) or an RFC 3339 time' },
+      disabled: { type: 'boolean', description: 'Create the key disabled' },
+      overlap: { type: 'string', valueName: 'DURATION', description: 'rotate: how long the old key keeps working (default 24h)' },
+      json: { type: 'boolean', description: 'JSON output' },
+    },
+    maxPositionals: 2,
+    async run(values, positionals, io) {
+      const { runKeys } = await import('./keys.js');
+      return runKeys(values, positionals, io);
+    },
+  },
+  {
+    name: 'consumers',
+    summary: 'Create, list, show, update and delete consumers in the key store',
+    usage: 'create|update|list|show|delete [ID] [options]',
+    description: [
+      'Same store options as `keys`. Deleting a consumer revokes all of its keys. A consumer in the config file wins over a store consumer with the same id.',
+      '',
+      '  consumers create ID [--roles a,b] [--scopes a,b] [--metadata plan=gold,tier=2]',
+      '  consumers update ID [--roles ...] [--scopes ...] [--metadata ...]   (replaces the given fields)',
+      '  consumers list | consumers show ID | consumers delete ID',
+    ].join('\n'),
+    options: {
+      config: { type: 'string', short: 'c', valueName: 'FILE', description: 'Configuration file with identity.keyStore' },
+      store: { type: 'string', valueName: 'STORE', description: 'sqlite:PATH or postgres://... (instead of -c)' },
+      roles: { type: 'string', valueName: 'LIST', description: 'Comma-separated roles' },
+      scopes: { type: 'string', valueName: 'LIST', description: 'Comma-separated scopes' },
+      metadata: { type: 'string', valueName: 'PAIRS', description: 'Comma-separated key=value pairs (plan, tier, ...)' },
+      json: { type: 'boolean', description: 'JSON output' },
+    },
+    maxPositionals: 2,
+    async run(values, positionals, io) {
+      const { runConsumers } = await import('./keys.js');
+      return runConsumers(values, positionals, io);
+    },
+  },
+  {
     name: 'version',
     summary: 'Print the version',
     usage: '',

@@ -11,6 +11,7 @@ import { authenticationIssues } from '../stages/authentication/semantic.js';
 import { authorizationIssues } from '../stages/authorization/semantic.js';
 import { attestationIssues } from '../stages/attestation/semantic.js';
 import { dpopIssues } from '../identity/dpop/semantic.js';
+import { apiKeyIssues } from '../identity/api-keys/semantic.js';
 
 export type SemanticIssue = Omit<ConfigIssue, 'file' | 'line' | 'column'>;
 
@@ -303,6 +304,6 @@ export function checkSemantics(cfg: GatewayConfig): SemanticIssue[] {
   }
 
   // ------------------------------------------------------------ transport security (plaintext, HSTS, per-route mTLS)
-  out.push(...transportSecurityIssues(cfg), ...clientCertIssues(cfg), ...authenticationIssues(cfg), ...authorizationIssues(cfg), ...attestationIssues(cfg), ...dpopIssues(cfg));
+  out.push(...transportSecurityIssues(cfg), ...clientCertIssues(cfg), ...authenticationIssues(cfg), ...authorizationIssues(cfg), ...attestationIssues(cfg), ...dpopIssues(cfg), ...apiKeyIssues(cfg));
   return out;
 }

@@ -4,6 +4,7 @@
 import type { IdentityConfig } from './schema.js';
 import type { ServiceScope } from '../gateway/services.js';
 import type { Logger } from '../observability/logger.js';
+import { keyStoreIndex } from './api-keys/directory.js';
 
 export interface Consumer {
   readonly id: string;
@@ -32,9 +33,13 @@ export function consumerDirectory(config: ReadonlyMap<string, Consumer>, fallbac
 }
 
 /**
- * The directory a generation uses: configured consumers, then (once the key store exists) the store's.
- * Called once per compile.
+ * The directory a generation uses: configured consumers, then the key store's (`identity.keyStore`).
+ * A configured consumer wins over a store consumer with the same id: the config file is the reviewed
+ * source, and this way a store key can be issued to a configured consumer (`keys create --consumer ID`
+ * adds an empty store row for it) and get the configured roles, scopes and metadata.
+ * Called once per compile; the store index is the same long-lived service the API key method uses.
  */
-export function createConsumerDirectory(cfg: IdentityConfig | undefined, _services: ServiceScope, _baseDir: string, _logger: Logger): ConsumerDirectory {
-  return consumerDirectory(configConsumers(cfg));
+export function createConsumerDirectory(cfg: IdentityConfig | undefined, services: ServiceScope, baseDir: string, logger: Logger): ConsumerDirectory {
+  const store = keyStoreIndex(cfg, services, baseDir, logger);
+  return consumerDirectory(configConsumers(cfg), store === undefined ? undefined : { get: (id) => store.consumer(id) });
 }

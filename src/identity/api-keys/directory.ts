@@ -1,0 +1,77 @@
+// Where a presented API key is looked up: the keys configured under identity.consumers[].apiKeys (this
+// configuration generation) and the key store's keys (a long-lived service shared across reloads, see
+// index-service.ts). One HMAC and at most two Map look-ups, all synchronous.
+//
+// Why a Map keyed by the HMAC leaks nothing through timing: the Map is keyed by HMAC-SHA256(pepper, key),
+// not by the key. Whatever the hash-table probe or string comparison reveals about how close a presented
+// digest came to a stored one is information about HMAC outputs; without the pepper an attacker cannot
+// choose keys whose digests share a prefix with a stored digest, so timing cannot guide a search for a
+// key one character at a time. After the Map hit the digests are still compared with
+// crypto.timingSafeEqual (fixed 32 bytes), so equality itself never short-circuits.
+import crypto from 'node:crypto';
+import type { Logger } from '../../observability/logger.js';
+import type { ServiceScope } from '../../gateway/services.js';
+import { serviceKey } from '../../gateway/services.js';
+import type { IdentityEnv } from '../env.js';
+import type { IdentityConfig } from '../schema.js';
+import { checkPepper } from './format.js';
+import { KeyStoreIndex } from './index-service.js';
+import { configKeyRecord, hexOfHash, type KeyRecord } from './records.js';
+
+/** The store service for `identity.keyStore`, reused across generations while its configuration is unchanged. */
+export function keyStoreIndex(cfg: IdentityConfig | undefined, services: ServiceScope, baseDir: string, logger: Logger): KeyStoreIndex | undefined {
+  const ks = cfg?.keyStore;
+  if (ks === undefined) return undefined;
+  // baseDir is part of the key: the same relative SQLite path from another config directory is another file
+  return services.use(serviceKey('key-store', ks, baseDir), () => new KeyStoreIndex(ks, baseDir, logger));
+}
+
+export class ApiKeyDirectory {
+  private readonly secret: crypto.KeyObject | undefined;
+
+  constructor(
+    private readonly configured: ReadonlyMap<string, KeyRecord>,
+    private readonly store: KeyStoreIndex | undefined,
+    pepper: string | undefined,
+  ) {
+    this.secret = pepper === undefined ? undefined : crypto.createSecretKey(Buffer.from(pepper, 'utf8'));
+  }
+
+  /**
+   * The key's record, or undefined when it is not known. `key` must already be well-formed
+   * (isWellFormedKey): garbage is rejected before it costs an HMAC.
+   */
+  lookup(key: string): KeyRecord | undefined {
+    if (this.secret === undefined) return undefined;
+    const digest = crypto.createHmac('sha256', this.secret).update(key).digest();
+    const hex = digest.toString('hex');
+    // Configured keys win over store keys with the same hash.
+    const rec = this.configured.get(hex) ?? this.store?.key(hex);
+    if (rec === undefined) return undefined;
+    return crypto.timingSafeEqual(rec.digest, digest) ? rec : undefined;
+  }
+}
+
+const directories = new WeakMap<IdentityEnv, ApiKeyDirectory>();
+
+/**
+ * The directory of a configuration generation (one per IdentityEnv, shared by all its routes). Throws
+ * (a compile error) when keys are configured without a pepper, or on a bad configured key.
+ */
+export function apiKeyDirectory(env: IdentityEnv): ApiKeyDirectory {
+  const have = directories.get(env);
+  if (have !== undefined) return have;
+  const cfg = env.config;
+  const pepper = checkPepper(cfg.pepper, 'identity.pepper (e.g. pepper: ${PORTCULLIS_KEY_PEPPER})');
+  const configured = new Map<string, KeyRecord>();
+  for (const c of cfg.consumers ?? []) {
+    for (const k of c.apiKeys ?? []) {
+      const hex = hexOfHash(k.hash);
+      if (configured.has(hex)) throw new Error(`identity.consumers: API key ${k.id} has the same hash as key ${configured.get(hex)!.id}`);
+      configured.set(hex, configKeyRecord(c.id, k));
+    }
+  }
+  const dir = new ApiKeyDirectory(configured, keyStoreIndex(cfg, env.services, env.baseDir, env.logger), pepper);
+  directories.set(env, dir);
+  return dir;
+}
