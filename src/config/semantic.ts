@@ -12,6 +12,7 @@ import { authorizationIssues } from '../stages/authorization/semantic.js';
 import { attestationIssues } from '../stages/attestation/semantic.js';
 import { dpopIssues } from '../identity/dpop/semantic.js';
 import { apiKeyIssues } from '../identity/api-keys/semantic.js';
+import { issuerIssues } from '../identity/jwt/semantic.js';
 
 export type SemanticIssue = Omit<ConfigIssue, 'file' | 'line' | 'column'>;
 
@@ -304,6 +305,6 @@ export function checkSemantics(cfg: GatewayConfig): SemanticIssue[] {
   }
 
   // ------------------------------------------------------------ transport security (plaintext, HSTS, per-route mTLS)
-  out.push(...transportSecurityIssues(cfg), ...clientCertIssues(cfg), ...authenticationIssues(cfg), ...authorizationIssues(cfg), ...attestationIssues(cfg), ...dpopIssues(cfg), ...apiKeyIssues(cfg));
+  out.push(...transportSecurityIssues(cfg), ...clientCertIssues(cfg), ...authenticationIssues(cfg), ...authorizationIssues(cfg), ...attestationIssues(cfg), ...dpopIssues(cfg), ...apiKeyIssues(cfg), ...issuerIssues(cfg));
   return out;
 }

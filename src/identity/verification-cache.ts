@@ -2,7 +2,7 @@
 // hash of the token so the cache never holds a usable credential. Entries never outlive the token's own
 // expiry, and a cache generation lets a key-set rotation drop everything verified with retired keys.
 // JavaScript Map iteration order is insertion order: re-inserting on hit makes the first key the LRU one.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 interface Entry<V> { value: V; expiresAtMs: number; epoch: number }
 
@@ -14,7 +14,7 @@ export class VerificationCache<V> {
 
   /** SHA-256 of the token, base64url: the cache key. */
   static keyOf(token: string): string {
-    return createHash('sha256').update(token).digest('base64url');
+    return hash('sha256', token, 'base64url');
   }
 
   get(key: string, nowMs: number): V | undefined {
