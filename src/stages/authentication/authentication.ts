@@ -8,9 +8,11 @@
 // attacker cannot probe methods one by one. No credential at all → 401 with a challenge per scheme,
 // unless the route allows anonymous access.
 //
-// Every refusal is a security event (src/observability/security-events.ts). The problem body tells the
-// client only the generic class of failure; the precise reason (revoked key, expired token, ...) goes to
-// the event, the security log and the metrics, never to the client.
+// Every refusal is a security event (src/observability/security-events.ts). The problem code tells the
+// client only the class of failure, and the detail is the method's client-safe description (RFC 6750
+// style "the token expired"; one text for every bad API key state, so keys cannot be probed). The
+// precise reason (api-key-revoked, jwt-bad-signature, ...) goes to the event, the access log's
+// block_reason and the metrics.
 import type { RouteConfig } from '../../config/schema.js';
 import type { Identity, RequestContext } from '../../pipeline/context.js';
 import type { CompiledStage, Rejection, StageModule, StageOutcome } from '../../pipeline/types.js';
