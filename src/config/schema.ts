@@ -11,6 +11,9 @@ import { StateSchema } from '../state/schema.js';
 import { AuthenticationSchema } from '../stages/authentication/schema.js';
 import { AuthorizationSchema } from '../stages/authorization/schema.js';
 import { AttestationSchema } from '../stages/attestation/schema.js';
+import { RateLimitSchema, RateLimitGlobalSchema } from '../stages/rate-limit/schema.js';
+import { ConcurrencySchema, ConcurrencyGlobalSchema } from '../stages/concurrency/schema.js';
+import { CacheSchema, CacheGlobalSchema } from '../stages/cache/schema.js';
 
 // ---------------------------------------------------------------- listeners
 export const ListenerLimitsSchema = Obj({
@@ -211,6 +214,9 @@ export const RouteSchema = Obj({
   attestation: Type.Optional(AttestationSchema),
   authentication: Type.Optional(AuthenticationSchema),
   authorization: Type.Optional(AuthorizationSchema),
+  rateLimit: Type.Optional(RateLimitSchema),
+  concurrency: Type.Optional(ConcurrencySchema),
+  cache: Type.Optional(CacheSchema),
 });
 export type RouteConfig = Static<typeof RouteSchema>;
 
@@ -256,6 +262,9 @@ export const GatewayConfigSchema = Obj({
   accessLog: Type.Optional(AccessLogSchema),
   identity: Type.Optional(IdentitySchema),
   state: Type.Optional(StateSchema),
+  rateLimiting: Type.Optional(RateLimitGlobalSchema),
+  overload: Type.Optional(ConcurrencyGlobalSchema),
+  caching: Type.Optional(CacheGlobalSchema),
 }, {
   $id: 'https://portcullis.dev/schema/portcullis.schema.json',
   title: 'Portcullis gateway configuration',

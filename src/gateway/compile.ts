@@ -87,7 +87,7 @@ export function compileGateway(cfg: GatewayConfig, opts: CompileOptions): Gatewa
   let needsHeaders = false;
   cfg.routes.forEach((r, i) => {
     if (r.match.headers !== undefined && Object.keys(r.match.headers).length > 0) needsHeaders = true;
-    entries.push({ id: r.id, match: r.match, value: compileRoute(r, i, upstreams, identity), ...(r.listeners ? { listeners: r.listeners } : {}) });
+    entries.push({ id: r.id, match: r.match, value: compileRoute(r, i, upstreams, identity, cfg), ...(r.listeners ? { listeners: r.listeners } : {}) });
   });
   let router;
   try {
@@ -154,13 +154,13 @@ function newUpstream(name: string, ucfg: UpstreamConfig, opts: CompileOptions): 
   }
 }
 
-function compileRoute(r: RouteConfig, index: number, upstreams: ReadonlyMap<string, Upstream>, identity: IdentityEnv): CompiledRoute {
+function compileRoute(r: RouteConfig, index: number, upstreams: ReadonlyMap<string, Upstream>, identity: IdentityEnv, config: GatewayConfig): CompiledRoute {
   const upstream = r.upstream !== undefined ? upstreams.get(r.upstream) : undefined;
   if (r.upstream !== undefined && upstream === undefined) throw new CompileError(`routes[${index}].upstream`, `unknown upstream "${r.upstream}"`);
   if ((upstream === undefined) === (r.respond === undefined)) throw new CompileError(`routes[${index}]`, 'a route needs exactly one of "upstream" or "respond"');
   let stages;
   try {
-    stages = compileRouteStages(r, { routeId: r.id, route: r, path: `routes[${index}]`, identity });
+    stages = compileRouteStages(r, { routeId: r.id, route: r, path: `routes[${index}]`, identity, config });
   } catch (err) {
     if (err instanceof CompileError) throw err;
     throw new CompileError(`routes[${index}]`, (err as Error).message);

@@ -7,6 +7,9 @@ import { clientCertStage } from '../stages/client-cert/client-cert.js';
 import { attestationStage } from '../stages/attestation/attestation.js';
 import { authenticationStage } from '../stages/authentication/authentication.js';
 import { authorizationStage } from '../stages/authorization/authorization.js';
+import { rateLimitStage } from '../stages/rate-limit/rate-limit.js';
+import { concurrencyStage } from '../stages/concurrency/concurrency.js';
+import { cacheStage } from '../stages/cache/cache.js';
 
 export interface RouteStageBinding {
   readonly module: StageModule<unknown>;
@@ -23,6 +26,9 @@ export const ROUTE_STAGES: readonly RouteStageBinding[] = [
   bind(attestationStage, (r) => r.attestation),
   bind(authenticationStage, (r) => r.authentication),
   bind(authorizationStage, (r) => r.authorization),
+  bind(rateLimitStage, (r) => r.rateLimit),
+  bind(concurrencyStage, (r) => r.concurrency),
+  bind(cacheStage, (r) => r.cache),
   bind(requestHeadersStage, (r) => r.requestHeaders),
   bind(responseHeadersStage, (r) => r.responseHeaders),
 ].sort((a, b) => STAGE_ORDER[a.module.name] - STAGE_ORDER[b.module.name]);

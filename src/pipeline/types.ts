@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse, OutgoingHttpHeaders } from 'node:
 import type { TSchema } from '@sinclair/typebox';
 import type { RequestContext } from './context.js';
 import type { HeaderList } from './header-list.js';
-import type { RouteConfig } from '../config/schema.js';
+import type { GatewayConfig, RouteConfig } from '../config/schema.js';
 import type { IdentityEnv } from '../identity/env.js';
 
 /** A stage stops the request by returning a Rejection; `undefined` means "continue". */
@@ -39,6 +39,8 @@ export interface CompileEnv {
   /** `routes[i]` path prefix for compile errors */
   readonly path: string;
   readonly identity: IdentityEnv;
+  /** the whole configuration, for stages with a top-level block (rateLimiting, caching, overload) */
+  readonly config: GatewayConfig;
 }
 
 /** Fixed, documented stage order (see docs/pipeline.md). Later issues slot their stages in by this number. */
@@ -56,6 +58,8 @@ export const STAGE_ORDER = {
   authentication: 70,
   authorization: 80,
   'rate-limit': 90,
+  /** bulkheads: in-flight limits per route, consumer and upstream (src/stages/concurrency) */
+  concurrency: 95,
   validation: 100,
   'request-headers': 110,
   cache: 120,
