@@ -151,20 +151,9 @@ export class IssuerVerifier {
 
     const nowMs = this.now();
     const options = this.customClock ? { ...this.joseOptions, currentDate: new Date(nowMs) } : this.joseOptions;
-    let payload: JWTPayload | undefined;
-    let lastError: unknown;
-    for (const key of found.keys) {
-      this.verifications++;
-      try {
-        payload = (await jwtVerify(token, key, options)).payload;
-        break;
-      } catch (err) {
-        lastError = err;
-        // another candidate key (token without kid) may still verify it; any other failure is final
-        if (!(err instanceof joseErrors.JWSSignatureVerificationFailed)) break;
-      }
-    }
-    if (payload === undefined) return this.mapError(lastError);
+    const { payload, error, attempts } = await verifyWithCandidates(token, found.keys, options);
+    this.verifications += attempts;
+    if (payload === undefined) return this.mapError(error);
     return this.accept(payload, hash, nowMs);
   }
 
@@ -275,4 +264,24 @@ export class JwtVerifier {
     if (v === undefined) return UNKNOWN_ISSUER;
     return v.verify(token, header, hash);
   }
+}
+
+/**
+ * jose verification against candidate keys (several only for a token without `kid`): the first key
+ * whose signature verifies wins; any failure other than a bad signature is final. Also used by the
+ * attestation verifier.
+ */
+export async function verifyWithCandidates(token: string, keys: readonly Parameters<typeof jwtVerify>[1][], options: JWTVerifyOptions): Promise<{ payload: JWTPayload | undefined; error: unknown; attempts: number }> {
+  let error: unknown;
+  let attempts = 0;
+  for (const key of keys) {
+    attempts++;
+    try {
+      return { payload: (await jwtVerify(token, key, options)).payload, error: undefined, attempts };
+    } catch (err) {
+      error = err;
+      if (!(err instanceof joseErrors.JWSSignatureVerificationFailed)) break;
+    }
+  }
+  return { payload: undefined, error, attempts };
 }

@@ -9,12 +9,13 @@
 // since the point of attestation is that a token proves a fresh check of the app.
 // Verified tokens are remembered in a VerificationCache (SHA-256 of the token → verdict, never past exp):
 // a repeated token costs a hash and a Map look-up and is answered synchronously.
-import { decodeProtectedHeader, jwtVerify, errors as joseErrors, type JWTPayload, type JWTVerifyOptions } from 'jose';
+import { decodeProtectedHeader, errors as joseErrors, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import type { AttestationVerifierConfig, IssuerConfig, JwsAlgorithmName } from '../../identity/schema.js';
 import type { Service } from '../../gateway/services.js';
 import type { Logger } from '../../observability/logger.js';
 import { VerificationCache } from '../../identity/verification-cache.js';
 import { IssuerKeys, type KeyLookup } from '../../identity/jwt/key-set.js';
+import { verifyWithCandidates } from '../../identity/jwt/verify.js';
 
 export const DEFAULT_MAX_LIFETIME_SEC = 300;
 export const DEFAULT_LEEWAY_SEC = 5;
@@ -140,19 +141,9 @@ export class AttestationVerifier implements Service {
     if (found.kind !== 'keys') return UNKNOWN_KEY;
 
     const options: JWTVerifyOptions = { ...this.joseOptions, currentDate: new Date(nowMs) };
-    let payload: JWTPayload | undefined;
-    let lastError: unknown;
-    for (const key of found.keys) {
-      this.verifications++;
-      try {
-        payload = (await jwtVerify(token, key, options)).payload;
-        break;
-      } catch (err) {
-        lastError = err;
-        if (!(err instanceof joseErrors.JWSSignatureVerificationFailed)) break;
-      }
-    }
-    if (payload === undefined) return mapError(lastError);
+    const { payload, error, attempts } = await verifyWithCandidates(token, found.keys, options);
+    this.verifications += attempts;
+    if (payload === undefined) return mapError(error);
     const exp = payload.exp!; // requiredClaims: jose refused a token without a numeric exp
     if (exp - nowMs / 1000 > this.maxAheadSec) return LIFETIME;
     const verdict: AttestationVerdict = Object.freeze({ ok: true, claims: Object.freeze(payload) });
