@@ -17,6 +17,8 @@ export interface Rejection {
   readonly headers?: OutgoingHttpHeaders;
   /** precise reason for the access log's block_reason when it differs from the client-facing code (e.g. 'api-key-revoked' behind 'invalid-credentials') */
   readonly logReason?: string;
+  /** extra RFC 9457 members of the problem body (e.g. `retry_after`); safe to show to clients */
+  readonly extensions?: Readonly<Record<string, string | number>>;
 }
 
 export type StageOutcome = Rejection | undefined;

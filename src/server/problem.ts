@@ -13,8 +13,10 @@ export const PROBLEM_BASE = 'https://portcullis.dev/problems/';
 export const kCondemned = Symbol('portcullis.condemned');
 export type CondemnableSocket = Socket & { [kCondemned]?: true };
 
-export function problemBody(status: number, code: string, detail: string | undefined, requestId: string): string {
+/** `extensions` are extra members (RFC 9457 3.2); they never override the standard ones. */
+export function problemBody(status: number, code: string, detail: string | undefined, requestId: string, extensions?: Readonly<Record<string, string | number>>): string {
   return JSON.stringify({
+    ...extensions,
     type: PROBLEM_BASE + code,
     title: STATUS_CODES[status] ?? 'Error',
     status,
@@ -38,13 +40,14 @@ export function sendProblem(
   requestIdHeader: string,
   extra?: OutgoingHttpHeaders,
   closeConnection = false,
+  extensions?: Readonly<Record<string, string | number>>,
 ): void {
   if (res.headersSent) {
     // Too late for a clean answer: cut the connection so the client sees a broken response, never a truncated "success".
     res.destroy();
     return;
   }
-  const body = problemBody(status, code, detail, requestId);
+  const body = problemBody(status, code, detail, requestId, extensions);
   const headers: OutgoingHttpHeaders = {
     ...extra,
     'content-type': 'application/problem+json',

@@ -11,7 +11,7 @@
 // are pending), whatever the number of stores or configuration generations.
 import { MemoryState, DEFAULT_MAX_ENTRIES } from './memory.js';
 import { applyOp, isStateRequest, type StateRequest, type StateResults } from './ops.js';
-import type { StateStore } from './types.js';
+import type { RateCheck, RateResult, StateStore } from './types.js';
 
 export type StateCall = readonly [id: number, req: StateRequest];
 export type StateReply = readonly [id: number, ok: true, result: StateResults[keyof StateResults]] | readonly [id: number, ok: false, error: string];
@@ -164,5 +164,10 @@ export class IpcStateStore implements StateStore {
 
   claimOnce(key: string, ttlMs: number): Promise<boolean> {
     return this.channel.call({ op: 'claimOnce', key, ttlMs });
+  }
+
+  /** One IPC round trip (batched with the turn's other operations); the primary's clock decides. */
+  rateLimit(checks: readonly RateCheck[]): Promise<RateResult> {
+    return this.channel.call({ op: 'rateLimit', checks });
   }
 }

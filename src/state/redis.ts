@@ -11,7 +11,7 @@
 // `{`, `}` and `%` inside a logical key are percent-encoded so a key can never end the tag early.
 import { Redis } from 'ioredis';
 import type { StateConfig } from './schema.js';
-import type { StateStore } from './types.js';
+import type { RateCheck, RateResult, StateStore } from './types.js';
 import type { Logger } from '../observability/logger.js';
 
 type RedisStateConfig = Extract<StateConfig, { type: 'redis' }>;
@@ -22,6 +22,102 @@ export const DEFAULT_COMMAND_TIMEOUT_MS = 200;
 const READY_WAIT_MS = 2000;
 /** at most one Redis error log line per this interval (a down Redis would otherwise log per request) */
 const ERROR_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * src/stages/rate-limit/algorithms.ts decide(), in Lua: all checks of one request in one script call
+ * (one round trip), counted only when all pass. Redis's clock (TIME) decides, so every gateway process
+ * sharing this Redis agrees on window edges. KEYS[i] = one hash per limit key (fields a, b, c);
+ * ARGV = 6 values per check (alg, unused, limit, windowMs, burst, maxDelayMs) mirroring RateCheck.
+ * Returns integers: allowed, delay, then per check remaining, resetMs, retryMs (ms rounded up).
+ */
+export const RATE_LIMIT_LUA = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local eps = 0.000001
+local n = #KEYS
+local out = {1, 0}
+local na, nb, nc, ttl = {}, {}, {}, {}
+local allowed, delay = 1, 0
+local oks = {}
+for i = 1, n do
+  local j = (i - 1) * 6
+  local alg, limit, w, burst, maxDelay = tonumber(ARGV[j + 1]), tonumber(ARGV[j + 3]), tonumber(ARGV[j + 4]), tonumber(ARGV[j + 5]), tonumber(ARGV[j + 6])
+  local v = redis.call('HMGET', KEYS[i], 'a', 'b', 'c')
+  local a, b, c = tonumber(v[1]) or -1, tonumber(v[2]) or 0, tonumber(v[3]) or 0
+  local ok, rem, reset, retry, dl = 0, 0, 0, 0, 0
+  if alg == 2 then
+    local e = w / limit
+    local tat = a
+    if tat < now then tat = now end
+    local newTat = tat + e
+    local wait = newTat - e * burst - now
+    reset = newTat - now
+    if wait <= eps or wait <= maxDelay then
+      ok = 1
+      if wait > eps then dl = wait end
+      rem = math.floor((now + e * burst - newTat) / e + eps)
+      if rem < 0 then rem = 0 end
+      na[i], nb[i], nc[i], ttl[i] = newTat, 0, 0, newTat - now
+    else
+      retry = wait
+      reset = tat - now
+    end
+  else
+    local win = math.floor(now / w)
+    local start = win * w
+    local cur, prev = 0, 0
+    if a == win then cur, prev = b, c elseif a == win - 1 then prev = b end
+    reset = start + w - now
+    if alg == 0 then
+      if cur + 1 <= limit then
+        ok, rem = 1, limit - cur - 1
+        na[i], nb[i], nc[i], ttl[i] = win, cur + 1, 0, start + w - now
+      else
+        retry = start + w - now
+      end
+    else
+      local f = (now - start) / w
+      local est = prev * (1 - f) + cur
+      if est + 1 <= limit then
+        ok, rem = 1, math.floor(limit - est - 1)
+        na[i], nb[i], nc[i], ttl[i] = win, cur + 1, prev, start + 2 * w - now
+      else
+        local room = limit - 1 - cur
+        if room >= 0 and prev > 0 then
+          retry = start + (1 - room / prev) * w - now
+        else
+          local g = 0
+          if cur > 0 then g = math.max(0, 1 - (limit - 1) / cur) end
+          retry = start + w + g * w - now
+        end
+      end
+    end
+  end
+  if ok == 0 then allowed = 0 elseif dl > delay then delay = dl end
+  oks[i] = ok
+  out[#out + 1] = rem
+  out[#out + 1] = math.ceil(reset)
+  out[#out + 1] = math.ceil(retry)
+end
+out[1] = allowed
+if allowed == 1 then
+  out[2] = math.ceil(delay)
+  for i = 1, n do
+    redis.call('HSET', KEYS[i], 'a', string.format('%.4f', na[i]), 'b', nb[i], 'c', nc[i])
+    redis.call('PEXPIRE', KEYS[i], math.max(1, math.ceil(ttl[i])))
+  end
+else
+  -- a refused request consumed nothing: the limits it passed keep the unit it would have used
+  for i = 1, n do
+    if oks[i] == 1 then out[3 * i] = out[3 * i] + 1 end
+  end
+end
+return out
+`;
+
+interface RateLimitCommand {
+  portcullisRateLimit(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
+}
 
 const NEEDS_ESCAPE = /[{}%]/;
 const ESCAPES: Readonly<Record<string, string>> = { '{': '%7B', '}': '%7D', '%': '%25' };
@@ -59,6 +155,8 @@ export class RedisStateStore implements StateStore {
       connectTimeout: 5000,
       retryStrategy: (times) => Math.min(times * 100, 2000),
     });
+    // EVALSHA, and EVAL once when Redis answers NOSCRIPT (after a restart or SCRIPT FLUSH): ioredis does both.
+    this.client.defineCommand('portcullisRateLimit', { lua: RATE_LIMIT_LUA });
     // Without an 'error' listener an EventEmitter error would crash the process.
     this.client.on('error', (err: Error) => this.logError(err));
     this.client.on('ready', () => { if (this.suppressed > 0 || this.lastErrorLog > 0) this.log.info('redis state store connected'); });
@@ -89,6 +187,18 @@ export class RedisStateStore implements StateStore {
   async claimOnce(key: string, ttlMs: number): Promise<boolean> {
     const r = await this.client.set(redisKey(this.prefix, key), '1', 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX');
     return r === 'OK';
+  }
+
+  rateLimit(checks: readonly RateCheck[]): Promise<RateResult> {
+    const n = checks.length;
+    const args: (string | number)[] = new Array<string | number>(n * 7);
+    for (let i = 0; i < n; i++) {
+      const c = checks[i]!;
+      args[i] = redisKey(this.prefix, 'rl:' + c[1]);
+      const j = n + i * 6;
+      args[j] = c[0]; args[j + 1] = 0; args[j + 2] = c[2]; args[j + 3] = c[3]; args[j + 4] = c[4]; args[j + 5] = c[5];
+    }
+    return (this.client as unknown as RateLimitCommand).portcullisRateLimit(n, ...args);
   }
 
   private logError(err: Error): void {

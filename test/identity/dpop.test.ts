@@ -76,7 +76,7 @@ test('replay across two gateway processes sharing Redis: exactly one acceptance'
 });
 
 test('state store down: fail closed (dpop-replay-check-unavailable)', async () => {
-  const broken: StateStore = { kind: 'redis', ready: async () => {}, close: async () => {}, claimOnce: () => Promise.reject(new Error('down')) };
+  const broken: StateStore = { kind: 'redis', ready: async () => {}, close: async () => {}, claimOnce: () => Promise.reject(new Error('down')), rateLimit: () => Promise.reject(new Error('down')) };
   assert.equal(await reason(await proof(), {}, broken), 'dpop-replay-check-unavailable');
 });
 
