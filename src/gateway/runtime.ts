@@ -13,6 +13,7 @@ import type { Logger } from '../observability/logger.js';
 import type { PlaintextPolicy } from '../stages/transport-security/plaintext.js';
 import type { ServiceScope } from './services.js';
 import type { SecurityEventBus } from '../observability/security-events.js';
+import type { LoadShedder } from '../stages/concurrency/overload.js';
 
 export type RequestHandlerFn = NonNullable<CompiledStage['onRequest']>;
 export type ResponseHandlerFn = NonNullable<CompiledStage['onResponse']>;
@@ -84,6 +85,8 @@ export interface GatewayRuntime {
   readonly upstreams: ReadonlyMap<string, Upstream>;
   readonly listeners: ReadonlyMap<string, ListenerRuntime>;
   readonly logger: Logger;
+  /** load shedding (overload.loadShedding): new requests get 503 while `shedding` is set; undefined = off */
+  readonly overload: LoadShedder | undefined;
   /** requests currently running on this generation; onIdle fires when a retired generation drains */
   readonly inflight: { count: number; onIdle: (() => void) | undefined };
 }
