@@ -45,6 +45,10 @@ export class RequestContext {
   params: Readonly<Record<string, string>> = EMPTY_PARAMS;
   wildcard: string | undefined = undefined;
   identity: Identity | undefined = undefined;
+  /** the RateLimit response header value, when the rate-limit stage admitted the request and headers are on */
+  rateLimit: string | undefined = undefined;
+  /** ms the rate-limit stage held the request back (throttling, `mode: delay`); 0 = not delayed */
+  throttleMs = 0;
   /** set when a stage or the gateway rejects the request; reported in the access log */
   blockReason: string | undefined = undefined;
   status = 0;
@@ -64,6 +68,10 @@ export class RequestContext {
    * state across scavenges, tripling GC time under load.
    */
   upstream: { abortFromClient(): void } | undefined = undefined;
+  /** set by a stage that answered the request itself (a cache hit): the handler stops, nothing is proxied */
+  answered = false;
+  /** observer of the proxied response (the cache stage stores it); undefined = none, the common case */
+  responseTap: ResponseTap | undefined = undefined;
 
   constructor(
     readonly req: IncomingMessage,
@@ -74,6 +82,17 @@ export class RequestContext {
   ) {
     this.start = start;
   }
+}
+
+/**
+ * Sees the proxied response as the proxy sends it (src/proxy/forward.ts): the upstream head once the
+ * gateway dropped hop-by-hop and internal headers (before response stages add theirs), each body chunk,
+ * and the end of a complete body. Not called for a response the proxy replaces (5xx problem) or cuts.
+ */
+export interface ResponseTap {
+  onHead(status: number, headers: readonly (string | string[] | number)[]): void;
+  onData(chunk: Buffer): void;
+  onEnd(): void;
 }
 
 /** Request data gathered by the header scan, consumed by the proxy. */

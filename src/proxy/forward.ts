@@ -178,6 +178,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       const v = h[k];
       if (v !== undefined) flat.push(k, v);
     }
+    // Response tap (the cache stage): sees the upstream head before the gateway's own headers. One check when unset.
+    if (ctx.responseTap !== undefined) ctx.responseTap.onHead(statusCode, flat);
     flat.push('x-content-type-options', 'nosniff', idHeader, ctx.id, 'via', this.rt.via);
     const stages = this.route.onResponse;
     if (stages.length > 0) {
@@ -203,6 +205,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     }
     const res = this.ctx.res;
     this.ctx.bytesOut += chunk.length;
+    if (this.ctx.responseTap !== undefined) this.ctx.responseTap.onData(chunk);
     if (!res.write(chunk)) {
       controller.pause();
       // Hooked on first backpressure only: most responses fit the socket buffer and never need it.
@@ -217,7 +220,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.up.end(this.target!, { kind: 'response', status: this.status });
     if (this.mode === Mode.Retry) return this.retry();
     this.settle();
-    if (this.mode === Mode.Pass) this.ctx.res.end();
+    if (this.mode === Mode.Pass) {
+      if (this.ctx.responseTap !== undefined) this.ctx.responseTap.onEnd();
+      this.ctx.res.end();
+    }
   }
 
   onResponseError(_controller: DispatchController, err: Error): void {

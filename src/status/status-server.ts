@@ -3,6 +3,8 @@
 import http from 'node:http';
 import { register } from 'prom-client';
 import type { RuntimeHolder } from '../server/handler.js';
+import { purgeAll, cacheStoresOf, type PurgeSpec } from '../stages/cache/store.js';
+import { broadcastPurge } from '../stages/cache/cluster.js';
 
 export interface StatusServer {
   address(): { address: string; port: number };
@@ -17,6 +19,7 @@ export async function startStatusServer(holder: RuntimeHolder, address: string, 
       res.end(req.method === 'HEAD' ? undefined : text);
     };
     const path = (req.url ?? '/').split('?')[0];
+    if (path === '/admin/cache/purge') return adminCachePurge(holder, req, send);
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, { status: 'method not allowed' });
     if (path === '/healthz') return send(200, { status: 'ok' });
     if (path === '/readyz') {
@@ -51,4 +54,39 @@ export async function startStatusServer(holder: RuntimeHolder, address: string, 
       return new Promise((resolve) => { server.close(() => resolve()); server.closeAllConnections(); });
     },
   };
+}
+
+const MAX_ADMIN_BODY = 4096;
+
+/**
+ * POST /admin/cache/purge with {"key": "..."} or {"prefix": "..."} (docs/caching.md). JSON only: the
+ * content type makes a browser preflight, so a web page cannot trigger it against a loopback listener.
+ * In cluster mode the worker that answers purges its own stores and has the primary relay the purge.
+ */
+function adminCachePurge(holder: RuntimeHolder, req: http.IncomingMessage, send: (status: number, body: unknown) => void): void {
+  if (req.method !== 'POST') return send(405, { status: 'method not allowed' });
+  if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) return send(415, { status: 'content-type must be application/json' });
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let tooBig = false;
+  req.on('data', (c: Buffer) => { size += c.length; if (size > MAX_ADMIN_BODY) tooBig = true; else chunks.push(c); });
+  req.on('end', () => {
+    if (tooBig) return send(413, { status: 'body too large' });
+    let spec: PurgeSpec;
+    try {
+      const b = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { key?: unknown; prefix?: unknown };
+      if (typeof b.key === 'string' && b.key !== '' && b.prefix === undefined) spec = { key: b.key };
+      else if (typeof b.prefix === 'string' && b.prefix !== '' && b.key === undefined) spec = { prefix: b.prefix };
+      else return send(400, { status: 'give exactly one of "key" or "prefix" (a non-empty string)' });
+    } catch {
+      return send(400, { status: 'invalid JSON' });
+    }
+    const scope = holder.current.services;
+    if (cacheStoresOf(scope).length === 0) return send(404, { status: 'no route caches responses' });
+    purgeAll(scope, spec).then(
+      (purged) => send(200, { status: 'purged', purged, relayed: broadcastPurge(spec) }),
+      () => send(503, { status: 'cache store unavailable' }),
+    );
+  });
+  req.on('error', () => undefined);
 }
