@@ -5,7 +5,7 @@
 //
 // Env knobs: ROUNDS [3]  DURATION [10] (s)  WARMUP [2] (s)  CONNECTIONS [50]  SYSTEMS [all] (comma list)
 //            BENCH_PIN [1]  BENCH_NO_BUILD [0]  BENCH_START_TIMEOUT [20] (s)  BENCH_QUIET_WAIT [30] (s)
-//            BENCH_MAX_TRIES [3]  BENCH_KEEP_TMP [0]  BENCH_ENFORCE_BARS [0]
+//            BENCH_MAX_TRIES [3]  BENCH_KEEP_TMP [0]  BENCH_ENFORCE_BARS [0]  BENCH_REDIS_URL [redis://127.0.0.1:6379]
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -197,6 +197,32 @@ SYSTEMS.push({
   verify: expect401,
   baseline: 'portcullis-plain',
   bar: { rps: 0.9 },
+});
+
+// Rate limiting (issue 5): one per-client limit that is never reached, so the row measures the limiter's
+// bookkeeping. Memory store: synchronous, in process. Redis: one EVALSHA round trip per request.
+function portcullisRateLimited(ctx, state) {
+  const c = portcullisBase(ctx);
+  if (state !== undefined) c.state = state;
+  c.routes[0].rateLimit = { limits: [{ name: 'bench', limit: 1_000_000_000, windowMs: 60_000, by: ['ip'] }] };
+  return c;
+}
+const expectRateLimitHeaders = (res) => (String(res.headers.ratelimit ?? '').startsWith('"bench";r=') ? undefined : 'no RateLimit header on the response');
+
+SYSTEMS.push({
+  name: 'portcullis-ratelimit-memory',
+  config: (ctx) => portcullisRateLimited(ctx),
+  verify: expectRateLimitHeaders,
+  baseline: 'portcullis-plain',
+  bar: { rps: 0.9 },
+});
+
+SYSTEMS.push({
+  name: 'portcullis-ratelimit-redis',
+  config: (ctx) => portcullisRateLimited(ctx, { type: 'redis', url: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379', keyPrefix: `bench-${process.pid}:` }),
+  verify: expectRateLimitHeaders,
+  baseline: 'portcullis-plain',
+  bar: { rps: 0.7 },
 });
 
 // ================================================================ small helpers

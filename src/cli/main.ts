@@ -167,6 +167,31 @@ const commands: readonly Command[] = [
     },
   },
   {
+    name: 'cache',
+    summary: 'Purge cached responses in a running gateway',
+    usage: 'purge --prefix PREFIX | --key KEY (-c FILE | --url URL)',
+    description: [
+      'Calls POST /admin/cache/purge on the status listener of -c FILE (server.status, default 127.0.0.1:9901) or of --url. In cluster mode every worker purges.',
+      '',
+      '  cache purge --prefix /products -c portcullis.yaml   (every cached response whose key starts with /products)',
+      '  cache purge --key "/products/1 api.example.com products *" --url http://127.0.0.1:9901',
+      '',
+      'Key format: PATH[?QUERY] HOST ROUTE_ID [HEADER=VALUE ...] SCOPE (see docs/caching.md).',
+    ].join('\n'),
+    options: {
+      config: { type: 'string', short: 'c', valueName: 'FILE', description: 'Configuration file (for the status listener address)' },
+      url: { type: 'string', valueName: 'URL', description: 'Status listener base URL (instead of -c)' },
+      prefix: { type: 'string', valueName: 'PREFIX', description: 'Purge every key starting with PREFIX (e.g. a path prefix)' },
+      key: { type: 'string', valueName: 'KEY', description: 'Purge one exact key (all its Vary variants)' },
+      json: { type: 'boolean', description: 'JSON output' },
+    },
+    maxPositionals: 1,
+    async run(values, positionals, io) {
+      const { runCache } = await import('./cache.js');
+      return runCache(values, positionals, io);
+    },
+  },
+  {
     name: 'version',
     summary: 'Print the version',
     usage: '',

@@ -13,6 +13,8 @@ import { attestationIssues } from '../stages/attestation/semantic.js';
 import { dpopIssues } from '../identity/dpop/semantic.js';
 import { apiKeyIssues } from '../identity/api-keys/semantic.js';
 import { issuerIssues } from '../identity/jwt/semantic.js';
+import { concurrencyIssues } from '../stages/concurrency/semantic.js';
+import { rateLimitIssues } from '../stages/rate-limit/semantic.js';
 
 export type SemanticIssue = Omit<ConfigIssue, 'file' | 'line' | 'column'>;
 
@@ -305,6 +307,6 @@ export function checkSemantics(cfg: GatewayConfig): SemanticIssue[] {
   }
 
   // ------------------------------------------------------------ transport security (plaintext, HSTS, per-route mTLS)
-  out.push(...transportSecurityIssues(cfg), ...clientCertIssues(cfg), ...authenticationIssues(cfg), ...authorizationIssues(cfg), ...attestationIssues(cfg), ...dpopIssues(cfg), ...apiKeyIssues(cfg), ...issuerIssues(cfg));
+  out.push(...transportSecurityIssues(cfg), ...clientCertIssues(cfg), ...authenticationIssues(cfg), ...authorizationIssues(cfg), ...attestationIssues(cfg), ...dpopIssues(cfg), ...apiKeyIssues(cfg), ...issuerIssues(cfg), ...concurrencyIssues(cfg), ...rateLimitIssues(cfg));
   return out;
 }

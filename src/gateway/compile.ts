@@ -19,6 +19,7 @@ import type { RequestContext } from '../pipeline/context.js';
 import { ServicePool, serviceKey, type ServiceScope } from './services.js';
 import { SecurityEventBus } from '../observability/security-events.js';
 import { createStateStore } from '../state/index.js';
+import { compileLoadShedding } from '../stages/concurrency/overload.js';
 import { DEFAULT_ATTESTATION_HEADER } from '../stages/attestation/attestation.js';
 import { createConsumerDirectory } from '../identity/consumers.js';
 import type { IdentityEnv } from '../identity/env.js';
@@ -111,6 +112,7 @@ export function compileGateway(cfg: GatewayConfig, opts: CompileOptions): Gatewa
     upstreams,
     listeners,
     logger: opts.logger,
+    overload: compileLoadShedding(cfg.overload?.loadShedding, services, opts.logger),
     inflight: { count: 0, onIdle: undefined },
   };
 }

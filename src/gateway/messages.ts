@@ -1,12 +1,15 @@
 // IPC between the cluster primary (run.ts) and its workers (worker.ts).
 import type { GatewayConfig } from '../config/schema.js';
 import type { StateReplyMessage, StateRequestMessage } from '../state/cluster.js';
+import type { CachePurgeMessage } from '../stages/cache/cluster.js';
 
 export type ToWorker =
   | { type: 'config'; generation: number; config: GatewayConfig; baseDir: string }
   | { type: 'shutdown' }
   /** answers to a worker's state store operations (memory store in cluster mode, src/state/cluster.ts) */
-  | StateReplyMessage;
+  | StateReplyMessage
+  /** a cache purge another worker received on its admin endpoint (src/stages/cache/cluster.ts) */
+  | CachePurgeMessage;
 
 export type ToPrimary =
   | { type: 'hello' }
@@ -15,4 +18,6 @@ export type ToPrimary =
   | { type: 'reload-failed'; generation: number; error: string }
   | { type: 'start-failed'; error: string }
   /** state store operations for the primary's node-wide memory store (src/state/cluster.ts) */
-  | StateRequestMessage;
+  | StateRequestMessage
+  /** a cache purge to relay to every other worker */
+  | CachePurgeMessage;

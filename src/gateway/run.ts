@@ -3,6 +3,7 @@
 // (at start, on SIGHUP and when the file changes) and sends the validated object to every worker, so a
 // configuration is validated once and workers never load the config loader. It restarts crashed workers
 // and coordinates graceful shutdown.
+import { relayCachePurge } from '../stages/cache/cluster.js';
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { watch, type FSWatcher } from 'node:fs';
@@ -105,6 +106,10 @@ export async function runGateway(opts: RunOptions): Promise<void> {
           if (reply !== undefined) try { w.send(reply satisfies ToWorker); } catch { /* worker gone: its calls time out */ }
           break;
         }
+        case 'cache-purge':
+          // each worker has its own memory cache: a purge one worker received must reach them all
+          relayCachePurge(w, m, Object.values(cluster.workers ?? {}));
+          break;
       }
     });
     return w;

@@ -27,7 +27,8 @@ export const ROUTE_STAGES: readonly RouteStageBinding[] = [
   bind(authenticationStage, (r) => r.authentication),
   bind(authorizationStage, (r) => r.authorization),
   bind(rateLimitStage, (r) => r.rateLimit),
-  bind(concurrencyStage, (r) => r.concurrency),
+  // always compiled: a route without a block still passes its upstream's bulkhead (overload.upstreams)
+  bind(concurrencyStage, (r) => r.concurrency ?? {}),
   bind(cacheStage, (r) => r.cache),
   bind(requestHeadersStage, (r) => r.requestHeaders),
   bind(responseHeadersStage, (r) => r.responseHeaders),

@@ -16,6 +16,7 @@ import { Http2ServerRequest } from 'node:http2';
 import { http2RequestHeaders } from '../tls/http2.js';
 import { answerPlaintext } from '../stages/transport-security/plaintext.js';
 import { HSTS_HEADER } from '../stages/transport-security/hsts.js';
+import { SHED_DETAIL } from '../stages/concurrency/overload.js';
 
 /** Holds the active configuration generation; swapped on reload. */
 export interface RuntimeHolder { current: GatewayRuntime }
@@ -178,6 +179,18 @@ export function prepare(rt: GatewayRuntime, ctx: RequestContext, req: IncomingMe
     else refuse(ctx, res, socket, reqIdHeader, 403, 'https-required', 'WebSocket connections are only accepted over TLS (wss://)');
     return undefined;
   }
+  // --- load shedding (src/stages/concurrency/overload.ts): while the event loop lags, 503 before routing
+  // (after the framing checks: a refused ambiguous request must still close its connection).
+  const shedder = rt.overload;
+  if (shedder !== undefined && shedder.shedding) {
+    shedder.shed++;
+    ctx.blockReason = 'overloaded';
+    ctx.status = 503;
+    if (res) sendProblem(res, 503, 'overloaded', SHED_DETAIL, ctx.id, reqIdHeader, shedder.headers);
+    else rejectUpgrade(socket, 503, 'overloaded', ctx.id, reqIdHeader, SHED_DETAIL);
+    return undefined;
+  }
+  // --- end load shedding
   const hit = rt.router.find(ctx.listener, host!, method, norm.path, rt.routerNeedsHeaders ? req.headers : EMPTY_HEADERS);
   if (hit === null) return refuse(ctx, res, socket, reqIdHeader, 404, 'no-route', 'no route matches this request');
   const route = hit.value;
@@ -240,11 +253,15 @@ function runStages(rt: GatewayRuntime, ctx: RequestContext, route: CompiledRoute
     } catch (err) {
       return internalError(rt, ctx, err);
     }
-    if (out === undefined) continue;
+    if (out === undefined) {
+      // A stage answered the request itself (cache hit): no further stage, nothing proxied.
+      if (ctx.answered) return;
+      continue;
+    }
     if (isPromise(out)) {
       const next = i + 1;
       out.then(
-        (o) => { if (o !== undefined) reject(rt, ctx, o); else if (!ctx.res.destroyed) runStages(rt, ctx, route, next); },
+        (o) => { if (o !== undefined) reject(rt, ctx, o); else if (!ctx.res.destroyed && !ctx.answered) runStages(rt, ctx, route, next); },
         (err: unknown) => internalError(rt, ctx, err),
       );
       return;
@@ -261,7 +278,7 @@ function isPromise(x: unknown): x is Promise<StageOutcome> {
 function reject(rt: GatewayRuntime, ctx: RequestContext, o: NonNullable<StageOutcome>): void {
   ctx.blockReason = o.logReason ?? o.code;
   ctx.status = o.status;
-  sendProblem(ctx.res, o.status, o.code, o.detail, ctx.id, rt.requestId.header, o.headers);
+  sendProblem(ctx.res, o.status, o.code, o.detail, ctx.id, rt.requestId.header, o.headers, false, o.extensions);
 }
 
 function internalError(rt: GatewayRuntime, ctx: RequestContext, err: unknown): void {

@@ -80,6 +80,7 @@ export function compile(cfg: AccessLogConfig | undefined, credentials: { headers
       if (ctx.upstreamEnd > 0) line += `,"upstream_ms":${ms3(ctx.upstreamEnd - ctx.upstreamStart)}`;
       if (ctx.upstreamTarget !== '') line += `,"upstream":"${ctx.upstreamTarget}"`; // a URL origin: nothing to escape
       if (ctx.attempts > 1) line += `,"attempts":${ctx.attempts}`;
+      if (ctx.throttleMs > 0) line += `,"throttle_ms":${ctx.throttleMs}`; // rate-limit delay mode
       if (ctx.identity !== undefined) line += `,"identity":{"kind":${str(ctx.identity.kind)},"id":${str(ctx.identity.id)}}`;
       if (ctx.blockReason !== undefined) line += `,"block_reason":"${ctx.blockReason}"`; // our own slugs
       if (res && !res.writableFinished) line += ',"aborted":true';
