@@ -680,7 +680,7 @@ async function main() {
     startedAt: new Date(t0).toISOString(), finishedAt: new Date().toISOString(),
     settings: { rounds: ROUNDS, durationS: DURATION, warmupS: WARMUP, connections: CONNECTIONS, pinned: pin, headers: BASE_HEADERS },
     machine: { node: process.version, loadGenerator: load.version() || load.name, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, kernel: os.release(), clkTck: CLK_TCK },
-    systems: systems.map((s) => ({ name: s.name, headers: s.headers ?? {}, config: s.config ? s.config(ctxFor(0)) : undefined })),
+    systems: systems.map((s) => { const c = { ...ctxFor(0), state: s.state }; return { name: s.name, headers: (typeof s.headers === 'function' ? s.headers(c) : s.headers) ?? {}, config: s.config ? s.config(c) : undefined }; }),
     runs, discarded, summary, failures, fatal: fatal ? String(fatal.message ?? fatal) : undefined,
   };
   const resultsDir = path.join(BENCH_DIR, 'results');
