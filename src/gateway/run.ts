@@ -3,6 +3,7 @@
 // (at start, on SIGHUP and when the file changes) and sends the validated object to every worker, so a
 // configuration is validated once and workers never load the config loader. It restarts crashed workers
 // and coordinates graceful shutdown.
+import { NODE_WORKERS_ENV } from '../state/index.js';
 import { relayCachePurge } from '../stages/cache/cluster.js';
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
@@ -88,7 +89,7 @@ export async function runGateway(opts: RunOptions): Promise<void> {
   const started = new Promise<void>((resolve, reject) => { startup = { resolve, reject }; });
 
   const fork = (): Worker => {
-    const w = cluster.fork();
+    const w = cluster.fork({ [NODE_WORKERS_ENV]: String(n) });
     w.on('message', (m: ToPrimary) => {
       switch (m.type) {
         case 'hello': sendConfig(w); break;

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryState, LocalMemoryStore } from '../../src/state/memory.js';
-import { createStateStore } from '../../src/state/index.js';
+import { createStateStore, memoryStorePlacement } from '../../src/state/index.js';
 
 test('claimOnce: first use true, replay false, free again after the TTL', () => {
   const m = new MemoryState();
@@ -42,4 +42,13 @@ test('LocalMemoryStore is the default store outside a cluster worker', async () 
   assert.equal(await s.claimOnce('x', 1000), true);
   assert.equal(await s.claimOnce('x', 1000), false);
   await s.close();
+});
+
+test('memory store placement: in-process unless the worker shares its node with other workers', () => {
+  assert.equal(memoryStorePlacement(false, false, undefined), 'local');
+  assert.equal(memoryStorePlacement(true, true, '1'), 'local');
+  assert.equal(memoryStorePlacement(true, true, '2'), 'primary');
+  // unknown worker count: the safe choice is the node-wide store
+  assert.equal(memoryStorePlacement(true, true, undefined), 'primary');
+  assert.equal(memoryStorePlacement(true, false, '2'), 'local');
 });
