@@ -3,9 +3,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Gateway } from '../../src/gateway/gateway.js';
-import { generateApiKey, hashApiKey } from '../../src/identity/api-keys/format.js';
 import { config, get, startGateway } from '../helpers/gateway.js';
-import { PEPPER } from '../helpers/keys.js';
+import { consumersWithKeys } from '../helpers/keys.js';
 import { startCacheUpstream, type CacheUpstream, type CacheBody } from './upstream.js';
 import { cacheStoresOf } from '../../src/stages/cache/store.js';
 import type { MemoryCacheStore } from '../../src/stages/cache/store.js';
@@ -13,21 +12,14 @@ import type { MemoryCacheStore } from '../../src/stages/cache/store.js';
 let up: CacheUpstream;
 let gw: Gateway;
 let base: string;
-const keyA = generateApiKey();
-const keyB = generateApiKey();
+const { keys: [keyA, keyB], identity } = consumersWithKeys('alice', 'bob');
 
 before(async () => {
   up = await startCacheUpstream();
   const g = await startGateway(config({
     upstreams: { u: { targets: [{ url: up.url }] } },
     caching: { maxBytes: 64 * 1024 },
-    identity: {
-      pepper: PEPPER,
-      consumers: [
-        { id: 'alice', apiKeys: [{ id: 'ka', hash: hashApiKey(PEPPER, keyA) }] },
-        { id: 'bob', apiKeys: [{ id: 'kb', hash: hashApiKey(PEPPER, keyB) }] },
-      ],
-    },
+    identity,
     routes: [
       { id: 'pub', match: { pathPrefix: '/pub' }, upstream: 'u', cache: { public: true, maxObjectBytes: 20 * 1024 } },
       { id: 'def', match: { pathPrefix: '/ttl' }, upstream: 'u', cache: { public: true, ttlSeconds: 30, maxTtlSeconds: 60 } },

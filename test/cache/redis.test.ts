@@ -7,9 +7,8 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Gateway } from '../../src/gateway/gateway.js';
 import type { GatewayConfig } from '../../src/config/schema.js';
-import { generateApiKey, hashApiKey } from '../../src/identity/api-keys/format.js';
 import { config, get as rawGet, startGateway } from '../helpers/gateway.js';
-import { PEPPER } from '../helpers/keys.js';
+import { consumersWithKeys } from '../helpers/keys.js';
 import { within } from '../helpers/wait.js';
 import { startCacheUpstream, type CacheUpstream, type CacheBody } from './upstream.js';
 import { cacheStoresOf } from '../../src/stages/cache/store.js';
@@ -17,8 +16,7 @@ import { RedisCacheStore } from '../../src/stages/cache/redis-store.js';
 
 const REDIS = 'redis://127.0.0.1:6379';
 const prefix = `pcl-test:${randomUUID()}:`;
-const keyA = generateApiKey();
-const keyB = generateApiKey();
+const { keys: [keyA, keyB], identity } = consumersWithKeys('alice', 'bob');
 let up: CacheUpstream;
 let gw1: Gateway, gw2: Gateway;
 let base1: string, base2: string;
@@ -29,13 +27,7 @@ function cfg(url: string, keyPrefix: string): GatewayConfig {
     upstreams: { u: { targets: [{ url: up.url }] } },
     state: { type: 'redis', url: REDIS, keyPrefix: `${keyPrefix}state:` },
     caching: { store: 'redis', redis: { url, keyPrefix } },
-    identity: {
-      pepper: PEPPER,
-      consumers: [
-        { id: 'alice', apiKeys: [{ id: 'ka', hash: hashApiKey(PEPPER, keyA) }] },
-        { id: 'bob', apiKeys: [{ id: 'kb', hash: hashApiKey(PEPPER, keyB) }] },
-      ],
-    },
+    identity,
     routes: [
       { id: 'pub', match: { pathPrefix: '/pub' }, upstream: 'u', cache: { public: true } },
       { id: 'me', match: { pathPrefix: '/me' }, upstream: 'u', cache: {}, authentication: { methods: [{ apiKey: {} }], forward: { consumer: 'X-Consumer' } } },

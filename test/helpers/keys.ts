@@ -11,6 +11,7 @@ import { SecurityEventBus } from '../../src/observability/security-events.js';
 import { silentLogger, type Logger } from '../../src/observability/logger.js';
 import { createStateStore } from '../../src/state/index.js';
 import { createConsumerDirectory } from '../../src/identity/consumers.js';
+import { generateApiKey, hashApiKey } from '../../src/identity/api-keys/format.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -84,5 +85,17 @@ export async function identityEnv(identity: IdentityConfig, opts: { baseDir?: st
     env,
     ready: async () => { await services.ready(); services.commit(); },
     close: async () => { await services.abandon(); await pool.closeAll(); },
+  };
+}
+
+/**
+ * Fresh API keys for the consumers `alice`, `bob`, … (key ids `ka`, `kb`, …) and the `identity:` block
+ * that knows them: for tests that need several distinct consumers.
+ */
+export function consumersWithKeys<const T extends readonly string[]>(...ids: T): { keys: { [K in keyof T]: string }; identity: IdentityConfig } {
+  const keys = ids.map(() => generateApiKey());
+  return {
+    keys: keys as { [K in keyof T]: string },
+    identity: { pepper: PEPPER, consumers: ids.map((id, i) => ({ id, apiKeys: [{ id: `k${id[0]}`, hash: hashApiKey(PEPPER, keys[i]!) }] })) },
   };
 }

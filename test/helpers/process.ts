@@ -1,7 +1,10 @@
 // Running the real CLI as a child process (cluster mode, signals, file watching) and reading its
 // structured log lines from stderr.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { GatewayConfig } from '../../src/config/schema.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -60,4 +63,27 @@ export function spawnGateway(args: string[], env: NodeJS.ProcessEnv = {}): Gatew
       });
     },
   };
+}
+
+/**
+ * Writes `cfg` (quiet: no access log, no status listener, short drain) as `<dir>/<name>.json`, starts
+ * `portcullis start` on it and waits until every worker listens on listener `main`.
+ */
+export async function startGatewayProcess(dir: string, name: string, cfg: GatewayConfig, env: NodeJS.ProcessEnv = {}): Promise<{ p: GatewayProcess; origin: string; pids: number[] }> {
+  const file = join(dir, `${name}.json`);
+  await writeFile(file, JSON.stringify({ ...cfg, accessLog: { enabled: false }, server: { ...cfg.server, status: { enabled: false }, shutdownTimeoutMs: 2000 } }));
+  const p = spawnGateway(['start', '-c', file], env);
+  const workers = cfg.server?.workers ?? 1;
+  const first = await p.waitFor((l) => l.listener === 'main');
+  const pids = [first.pid!];
+  while (pids.length < (workers as number)) pids.push((await p.waitFor((l) => l.listener === 'main' && !pids.includes(l.pid!))).pid!);
+  return { p, origin: `http://127.0.0.1:${first.port}`, pids };
+}
+
+/** SIGTERM, then SIGKILL after 5 s: a test suite never waits on a process that does not stop. */
+export async function stopGatewayProcess(p: GatewayProcess): Promise<void> {
+  p.child.kill('SIGTERM');
+  const t = setTimeout(() => p.child.kill('SIGKILL'), 5000);
+  await p.exited;
+  clearTimeout(t);
 }

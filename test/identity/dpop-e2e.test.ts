@@ -4,7 +4,7 @@
 // gateway processes sharing Redis.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomUUID } from 'node:crypto';
@@ -14,7 +14,7 @@ import { SignJWT, generateKeyPair, exportJWK, calculateJwkThumbprint } from 'jos
 import type { GatewayConfig } from '../../src/config/schema.js';
 import { startGateway, config, get } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
-import { spawnGateway, type GatewayProcess } from '../helpers/process.js';
+import { startGatewayProcess, stopGatewayProcess, type GatewayProcess } from '../helpers/process.js';
 
 const idp = await generateKeyPair('ES256', { extractable: true });
 const idpJwk = { ...(await exportJWK(idp.publicKey)), kid: 'idp-1' };
@@ -114,21 +114,8 @@ async function onNewConnection(origin: string, path: string, headers: Record<str
   }
 }
 
-async function startProcess(name: string, cfg: GatewayConfig): Promise<{ p: GatewayProcess; origin: string; pids: number[] }> {
-  const file = join(dir, `${name}.json`);
-  await writeFile(file, JSON.stringify({ ...cfg, accessLog: { enabled: false }, server: { ...cfg.server, status: { enabled: false }, shutdownTimeoutMs: 2000 } }));
-  const p = spawnGateway(['start', '-c', file]);
-  const workers = cfg.server?.workers ?? 1;
-  const first = await p.waitFor((l) => l.listener === 'main');
-  const pids = [first.pid!];
-  while (pids.length < (workers as number)) pids.push((await p.waitFor((l) => l.listener === 'main' && !pids.includes(l.pid!))).pid!);
-  return { p, origin: `http://127.0.0.1:${first.port}`, pids };
-}
-
-async function stop(p: GatewayProcess): Promise<void> {
-  p.child.kill('SIGTERM');
-  await p.exited;
-}
+const startProcess = (name: string, cfg: GatewayConfig) => startGatewayProcess(dir, name, cfg);
+const stop = stopGatewayProcess;
 
 const replayRefusals = (p: GatewayProcess) => p.lines.filter((l) => l.event === 'security' && l.reason === 'dpop-replay');
 

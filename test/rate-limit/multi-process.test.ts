@@ -2,7 +2,7 @@
 // memory store (the primary owns the counters), and two gateway processes sharing one Redis.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -11,7 +11,7 @@ import { Redis } from 'ioredis';
 import type { GatewayConfig } from '../../src/config/schema.js';
 import { config } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
-import { spawnGateway, type GatewayProcess } from '../helpers/process.js';
+import { startGatewayProcess, stopGatewayProcess, type GatewayProcess } from '../helpers/process.js';
 
 const LIMIT = 20;
 const prefix = `ptest-rl-mp-${randomUUID().slice(0, 8)}:`;
@@ -56,24 +56,8 @@ after(async () => {
   await admin.quit();
 });
 
-async function startProcess(name: string, cfg: GatewayConfig): Promise<{ p: GatewayProcess; origin: string; pids: number[] }> {
-  const file = join(dir, `${name}.json`);
-  await writeFile(file, JSON.stringify({ ...cfg, accessLog: { enabled: false }, server: { ...cfg.server, status: { enabled: false }, shutdownTimeoutMs: 2000 } }));
-  const p = spawnGateway(['start', '-c', file]);
-  const workers = cfg.server?.workers ?? 1;
-  const first = await p.waitFor((l) => l.listener === 'main');
-  const pids = [first.pid!];
-  while (pids.length < (workers as number)) pids.push((await p.waitFor((l) => l.listener === 'main' && !pids.includes(l.pid!))).pid!);
-  return { p, origin: `http://127.0.0.1:${first.port}`, pids };
-}
-
-async function stop(p: GatewayProcess): Promise<void> {
-  p.child.kill('SIGTERM');
-  // never leave the suite waiting on a process that does not stop
-  const t = setTimeout(() => p.child.kill('SIGKILL'), 5000);
-  await p.exited;
-  clearTimeout(t);
-}
+const startProcess = (name: string, cfg: GatewayConfig) => startGatewayProcess(dir, name, cfg);
+const stop = stopGatewayProcess;
 
 async function status(url: string): Promise<number> {
   const r = await request(url, { dispatcher: agent, reset: true });
