@@ -99,6 +99,21 @@ test('valid key in X-API-Key and in Authorization: ApiKey; the upstream gets the
   assert.ok(id.startsWith('key_'));
 });
 
+test('identity headers cannot be spoofed: a client-sent X-Consumer / X-Scopes is replaced on the route and dropped on every other route', async () => {
+  const { key } = await storeKey({ scopes: ['orders:read'] });
+  await visible(key);
+  const spoof = { 'X-Consumer': 'admin', 'x-scopes': 'orders:write admin' };
+  const r = await get(`${base}/api/orders`, { headers: { ...spoof, 'X-API-Key': key } });
+  assert.equal(r.status, 200);
+  assert.equal(lastSeen().headers['x-consumer'], 'acme', 'only the verified consumer, no client copy');
+  assert.equal(lastSeen().headers['x-scopes'], 'orders:read');
+  // a route that forwards nothing still never passes the header a backend may trust
+  const q = await get(`${base}/q/x?access_key=${key}`, { headers: spoof });
+  assert.equal(q.status, 200);
+  assert.equal(lastSeen().headers['x-consumer'], undefined);
+  assert.equal(lastSeen().headers['x-scopes'], undefined);
+});
+
 test('query parameter only where opted in: accepted and stripped on /q, refused with invalid_request on /api', async () => {
   const { key } = await storeKey();
   await visible(key);
