@@ -24,6 +24,8 @@ export class KeyStoreIndex implements Service {
   private readonly consumers = new Map<string, Consumer>();
   private store: KeyStore | undefined;
   private revision = 0;
+  /** bumped on every applied change set: lets look-up caches in front of the index know they are stale */
+  private appliedChanges = 0;
   private timer: NodeJS.Timeout | undefined;
   private refreshing: Promise<void> | undefined;
   /** a change was announced (or a refresh failed) while a refresh ran: run another one */
@@ -49,6 +51,9 @@ export class KeyStoreIndex implements Service {
 
   /** Sync, from memory. */
   key(hex: string): KeyRecord | undefined { return this.keys.get(hex); }
+
+  /** Changes whenever the index changes (revocations, new keys, a recreated store). */
+  get changeCount(): number { return this.appliedChanges; }
 
   consumer(id: string): Consumer | undefined { return this.consumers.get(id); }
 
@@ -147,6 +152,7 @@ export class KeyStoreIndex implements Service {
       this.keyHex.set(k.id, hex);
     }
     this.revision = ch.revision;
+    this.appliedChanges++;
   }
 
   private logError(err: Error): void {
