@@ -5,7 +5,7 @@
 //
 // Env knobs: ROUNDS [3]  DURATION [10] (s)  WARMUP [2] (s)  CONNECTIONS [50]  SYSTEMS [all] (comma list)
 //            BENCH_PIN [1]  BENCH_NO_BUILD [0]  BENCH_START_TIMEOUT [20] (s)  BENCH_QUIET_WAIT [30] (s)
-//            BENCH_MAX_TRIES [3]  BENCH_KEEP_TMP [0]  BENCH_ENFORCE_BARS [0]  BENCH_REDIS_URL [redis://127.0.0.1:6379]
+//            BENCH_MAX_TRIES [3]  BENCH_KEEP_TMP [0]  BENCH_ENFORCE_BARS [0]  BENCH_REDIS_URL [a private redis-server on CPU0]
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -219,13 +219,41 @@ SYSTEMS.push({
 
 SYSTEMS.push({
   name: 'portcullis-ratelimit-redis',
-  config: (ctx) => portcullisRateLimited(ctx, { type: 'redis', url: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379', keyPrefix: `bench-${process.pid}:` }),
+  // A private redis-server on the load generator's CPU (like the backend), so Redis neither competes with
+  // the system under test for its core nor counts as another process's load. BENCH_REDIS_URL: use that one.
+  prepare: async (ctx) => {
+    if (process.env.BENCH_REDIS_URL) return { url: process.env.BENCH_REDIS_URL };
+    if (!has('redis-server')) die('the Redis row needs redis-server on PATH (or BENCH_REDIS_URL)');
+    const port = await freePort();
+    helpers.push(startProc('redis', 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      { cpu: ctx.pin ? 0 : undefined, logFile: ctx.file('redis.log') }));
+    await waitTcp(port);
+    return { url: `redis://127.0.0.1:${port}` };
+  },
+  config: (ctx) => portcullisRateLimited(ctx, { type: 'redis', url: ctx.state.url, keyPrefix: `bench-${process.pid}:` }),
   verify: expectRateLimitHeaders,
   baseline: 'portcullis-plain',
   bar: { rps: 0.7 },
 });
 
 // ================================================================ small helpers
+/** Long-lived helper processes on the load CPU (a private redis-server): their CPU is ours, not foreign. */
+const helpers = [];
+function helperTicks() { return helpers.reduce((sum, p) => sum + (p.exited ? 0 : treeTicks(p.pid)), 0); }
+
+/** Resolves once something accepts TCP connections on 127.0.0.1:port (10 s at most). */
+async function waitTcp(port) {
+  const until = Date.now() + 10_000;
+  for (;;) {
+    const ok = await new Promise((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > until) throw new BenchError(`nothing listens on port ${port}`);
+    await sleep(50);
+  }
+}
 const t0 = Date.now();
 function log(msg) { process.stderr.write(`[bench +${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}\n`); }
 function die(msg) { process.stderr.write(`bench: ${msg}\n`); process.exit(1); }
@@ -517,9 +545,9 @@ async function runOne({ sys, round, ctx, load, backend, expectedBody, pin }) {
     const url = `http://127.0.0.1:${ctx.port}/`;
     if (WARMUP > 0) await load.run({ url, headers, seconds: WARMUP, latency: false, script, cpu: loadCpu });
 
-    const s0 = treeTicks(proc.pid), b0 = treeTicks(backend.pid), h0 = selfTicks(), c0 = cpuSnap();
+    const s0 = treeTicks(proc.pid), b0 = treeTicks(backend.pid) + helperTicks(), h0 = selfTicks(), c0 = cpuSnap();
     const r = await load.run({ url, headers, seconds: DURATION, latency: true, script, cpu: loadCpu });
-    const s1 = treeTicks(proc.pid), b1 = treeTicks(backend.pid), h1 = selfTicks(), c1 = cpuSnap();
+    const s1 = treeTicks(proc.pid), b1 = treeTicks(backend.pid) + helperTicks(), h1 = selfTicks(), c1 = cpuSnap();
     if (proc.exited) throw new BenchError(`${sys.name} died during the run:\n${tail(proc.logFile)}`);
 
     const d = (k) => ({ busy: c1[k].busy - c0[k].busy, total: Math.max(1, c1[k].total - c0[k].total), steal: c1[k].steal - c0[k].steal });
@@ -643,7 +671,7 @@ async function main() {
   await waitReady(backend, backendPort, BASE_HEADERS);
   const expectedBody = (await httpGet(backendPort, '/', BASE_HEADERS)).body;
 
-  const ctxFor = (port) => ({ port, upstream: `http://127.0.0.1:${backendPort}`, dir, file: (name) => path.join(dir, name) });
+  const ctxFor = (port) => ({ port, upstream: `http://127.0.0.1:${backendPort}`, dir, pin, file: (name) => path.join(dir, name) });
   for (const sys of systems) if (sys.prepare) sys.state = await sys.prepare(ctxFor(0));
   const runs = [];
   const failures = [];
@@ -674,6 +702,7 @@ async function main() {
     fatal = err;
   }
   await stopProc(backend);
+  for (const h of helpers) await stopProc(h);
 
   const summary = summarize(runs, systems);
   const result = {
