@@ -23,7 +23,7 @@ import type { Logger } from '../../observability/logger.js';
 import type { ConsumerDirectory } from '../consumers.js';
 import { VerificationCache } from '../verification-cache.js';
 import { fetchJson, idpAgent, IdpFetchError, isObject } from '../jwt/fetch.js';
-import { claimPath, mergeRoles, scopesOf, stringList } from '../jwt/claims.js';
+import { claimAt, mergeRoles, scopesOf, stringList } from '../claims.js';
 import { tokenKey } from '../jwt/verify.js';
 
 /** An introspection answer is a small JSON object. */
@@ -180,11 +180,11 @@ export class Introspector {
     // a DPoP-bound token (RFC 9449 §6.2) must not be usable as a bearer token
     if (isObject(cnf) && typeof cnf.jkt === 'string') return f.boundAsBearer;
 
-    const subject = claimPath(body, this.cfg.subjectClaim ?? 'sub');
+    const subject = claimAt(body, this.cfg.subjectClaim ?? 'sub');
     const sub = typeof subject === 'string' && subject !== '' ? subject : undefined;
-    const consumerValue = claimPath(body, this.cfg.consumerClaim ?? 'client_id');
+    const consumerValue = claimAt(body, this.cfg.consumerClaim ?? 'client_id');
     const c = typeof consumerValue === 'string' ? this.consumers.get(consumerValue) : undefined;
-    let roles = stringList(this.cfg.rolesClaim !== undefined ? claimPath(body, this.cfg.rolesClaim) : undefined);
+    let roles = stringList(this.cfg.rolesClaim !== undefined ? claimAt(body, this.cfg.rolesClaim) : undefined);
     if (c !== undefined) roles = mergeRoles(roles, c.roles);
     const clientId = typeof body.client_id === 'string' && body.client_id !== '' ? body.client_id : undefined;
     const identity: Identity = Object.freeze({

@@ -18,7 +18,7 @@ import { serviceKey } from '../../gateway/services.js';
 import { VerificationCache } from '../verification-cache.js';
 import type { ConsumerDirectory } from '../consumers.js';
 import { IssuerKeys, type KeyLookup } from './key-set.js';
-import { claimPath, mergeRoles, scopesOf, stringList } from './claims.js';
+import { claimAt, mergeRoles, scopesOf, stringList } from '../claims.js';
 
 /** A verified token: an AuthOutcome success, plus the DPoP key binding (cnf.jkt) when the token has one. */
 export interface VerifiedJwt {
@@ -159,13 +159,13 @@ export class IssuerVerifier {
 
   private accept(payload: JWTPayload, hash: string, nowMs: number): JwtResult {
     const cfg = this.cfg;
-    const subject = claimPath(payload, cfg.subjectClaim ?? 'sub');
+    const subject = claimAt(payload, cfg.subjectClaim ?? 'sub');
     if (typeof subject !== 'string' || subject === '') return this.failures.noSubject;
     let consumer: string | undefined;
-    let roles = stringList(cfg.rolesClaim !== undefined ? claimPath(payload, cfg.rolesClaim) : undefined);
+    let roles = stringList(cfg.rolesClaim !== undefined ? claimAt(payload, cfg.rolesClaim) : undefined);
     let metadata: Identity['metadata'];
     if (cfg.consumerClaim !== undefined) {
-      const id = claimPath(payload, cfg.consumerClaim);
+      const id = claimAt(payload, cfg.consumerClaim);
       const c = typeof id === 'string' ? this.consumers.get(id) : undefined;
       if (c !== undefined) {
         consumer = c.id;

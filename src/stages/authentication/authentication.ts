@@ -18,6 +18,7 @@ import type { Identity, RequestContext } from '../../pipeline/context.js';
 import type { CompiledStage, Rejection, StageModule, StageOutcome } from '../../pipeline/types.js';
 import type { SecurityEventBus } from '../../observability/security-events.js';
 import { wwwAuthenticate } from '../../identity/challenge.js';
+import { claimAt } from '../../identity/claims.js';
 import { DEFAULT_DPOP_ALGORITHMS } from '../../identity/dpop/dpop.js';
 import { AuthenticationSchema, type AuthenticationConfig } from './schema.js';
 import type { AuthFailure, AuthMethod, AuthOutcome } from './types.js';
@@ -154,15 +155,6 @@ function claimValue(v: unknown): string | undefined {
   return undefined;
 }
 
-/** Reads a dot path ('realm_access.roles') from claims; own properties only. */
-export function claimAt(claims: Readonly<Record<string, unknown>> | undefined, path: readonly string[]): unknown {
-  let cur: unknown = claims;
-  for (const p of path) {
-    if (cur === null || typeof cur !== 'object' || !Object.hasOwn(cur, p)) return undefined;
-    cur = (cur as Record<string, unknown>)[p];
-  }
-  return cur;
-}
 
 function compileForward(f: AuthenticationConfig['forward']): ForwardRule[] {
   if (f === undefined) return [];
@@ -174,8 +166,8 @@ function compileForward(f: AuthenticationConfig['forward']): ForwardRule[] {
   add(f.roles, (id) => (id.roles !== undefined && id.roles.length > 0 ? safeValue(id.roles.join(',')) : undefined));
   add(f.method, (id) => id.kind);
   for (const [claim, header] of Object.entries(f.claims ?? {})) {
-    const path = claim.split('.');
-    add(header, (id) => claimValue(claimAt(id.claims, path)));
+    const segments = claim.split('.');
+    add(header, (id) => claimValue(claimAt(id.claims, claim, segments)));
   }
   return out;
 }

@@ -73,6 +73,11 @@ export function hasAccessTokenParam(query: string): boolean {
 
 const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set(['authorization', 'dpop']);
 
+/** The auth-schemes a jwt method answers with (also what authorization challenges name). */
+export function jwtChallengeSchemes(dpop: 'off' | 'allowed' | 'required'): readonly string[] {
+  return dpop === 'off' ? ['Bearer'] : dpop === 'required' ? ['DPoP'] : ['DPoP', 'Bearer'];
+}
+
 export function compileJwtMethod(cfg: JwtMethodConfig, env: IdentityEnv, opts: VerifierOptions = {}): AuthMethod {
   const now = opts.now ?? Date.now;
   const verifier = new JwtVerifier(cfg.issuers.map((name) => issuerVerifier(name, env, opts)), now);
@@ -103,7 +108,7 @@ export function compileJwtMethod(cfg: JwtMethodConfig, env: IdentityEnv, opts: V
 
   return {
     kind: 'jwt',
-    challengeSchemes: mode === 'off' ? ['Bearer'] : mode === 'required' ? ['DPoP'] : ['DPoP', 'Bearer'],
+    challengeSchemes: jwtChallengeSchemes(mode),
 
     authenticate(ctx) {
       const h = ctx.req.headers.authorization;

@@ -7,7 +7,8 @@ import type { IdentityConfig } from '../../identity/schema.js';
 import { RequestContext, type Identity } from '../../pipeline/context.js';
 import type { CompiledStage, Rejection } from '../../pipeline/types.js';
 import { SecurityEventBus, type SecurityEvent } from '../../observability/security-events.js';
-import { authorizationStage, claimAt, hasSpaceToken, routeChallengeSchemes } from './authorization.js';
+import { authorizationStage, hasSpaceToken, routeChallengeSchemes } from './authorization.js';
+import { claimAt } from '../../identity/claims.js';
 import { authorizationIssues } from './semantic.js';
 import type { AuthorizationConfig } from './schema.js';
 

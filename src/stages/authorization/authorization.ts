@@ -17,6 +17,8 @@
 // Challenges after authentication go to the scheme the identity used: DPoP for a DPoP-bound token
 // (claims.cnf.jkt; RFC 9449 7.1 puts the error on the scheme that was used), Bearer for other tokens, none
 // for API keys and client certificates. Every refusal is a security event of type 'authorization'.
+import { claimAt } from '../../identity/claims.js';
+import { jwtChallengeSchemes } from '../authentication/jwt.js';
 import { DEFAULT_DPOP_ALGORITHMS } from '../../identity/dpop/dpop.js';
 import type { AuthenticationConfig } from '../authentication/schema.js';
 import type { Identity, RequestContext } from '../../pipeline/context.js';
@@ -39,33 +41,13 @@ export function routeChallengeSchemes(auth: AuthenticationConfig | undefined): s
   const out = new Set<string>();
   for (const m of auth?.methods ?? []) {
     if ('apiKey' in m) out.add('ApiKey');
-    else if ('jwt' in m) {
-      const dpop = m.jwt.dpop ?? 'allowed';
-      if (dpop !== 'off') out.add('DPoP');
-      if (dpop !== 'required') out.add('Bearer');
-    } else out.add('Bearer');
+    else if ('jwt' in m) for (const s of jwtChallengeSchemes(m.jwt.dpop ?? 'allowed')) out.add(s);
+    else out.add('Bearer');
   }
   return [...out];
 }
 
 // ---------------------------------------------------------------- claims
-
-/**
- * The value at a claim path: a literal top-level claim of that exact name first (namespaced claims such
- * as `https://example.com/roles` contain dots), else the dot path through nested objects. Own properties
- * only, so `constructor` or `__proto__` never reach Object.prototype.
- */
-export function claimAt(claims: Claims | undefined, full: string, segments: readonly string[] = full.split('.')): unknown {
-  if (claims === undefined) return undefined;
-  if (Object.hasOwn(claims, full)) return claims[full];
-  if (segments.length < 2) return undefined;
-  let cur: unknown = claims;
-  for (const s of segments) {
-    if (cur === null || typeof cur !== 'object' || Array.isArray(cur) || !Object.hasOwn(cur, s)) return undefined;
-    cur = (cur as Record<string, unknown>)[s];
-  }
-  return cur;
-}
 
 /** Is `token` one of the space-separated tokens of `list` (the `scope` claim format)? No allocation. */
 export function hasSpaceToken(list: string, token: string): boolean {

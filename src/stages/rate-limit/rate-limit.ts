@@ -13,6 +13,7 @@ import { LocalMemoryStore } from '../../state/memory.js';
 import type { Logger } from '../../observability/logger.js';
 import type { SecurityEventBus } from '../../observability/security-events.js';
 import { RateLimitSchema, type RateLimitConfig, type RateLimitRule, type RateKeyPart } from './schema.js';
+import { claimAt } from '../../identity/claims.js';
 import { ALG_FIXED, ALG_GCRA, ALG_SLIDING, seconds, type Algorithm } from './algorithms.js';
 
 type PartFn = (ctx: RequestContext) => string;
@@ -89,10 +90,10 @@ function compilePart(p: RateKeyPart, routeId: string): PartFn {
       return 'h:' + esc(typeof v === 'string' ? v : v.join(','));
     };
   }
-  const path = p.claim.split('.');
+  const full = p.claim;
+  const segments = full.split('.');
   return (ctx) => {
-    let v: unknown = ctx.identity?.claims;
-    for (let i = 0; i < path.length && v !== undefined && v !== null; i++) v = typeof v === 'object' ? (v as Record<string, unknown>)[path[i]!] : undefined;
+    const v = claimAt(ctx.identity?.claims, full, segments);
     if (typeof v === 'string' ? v === '' : typeof v !== 'number' && typeof v !== 'boolean') return 'i:' + ctx.clientIp;
     return 'j:' + esc(String(v));
   };
