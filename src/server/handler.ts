@@ -1,11 +1,11 @@
 // The per-request entry point: protocol checks, client identity, normalization, routing, the route's
 // stage chain, then the proxy (or a direct response). Everything here runs for every request, so it
 // reads the compiled runtime and allocates as little as it can: one context, one upstream header array.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { RequestContext } from '../pipeline/context.js';
 import { removeHeaderPairs } from '../pipeline/header-list.js';
-import type { StageOutcome } from '../pipeline/types.js';
+import type { Rejection, StageOutcome } from '../pipeline/types.js';
 import { normalizeRequestTarget } from '../routing/normalize.js';
 import { canonicalIp } from '../net/cidr.js';
 import { sendProblem, writeRawProblem, SECURITY_HEADERS, kCondemned, type CondemnableSocket } from './problem.js';
@@ -187,7 +187,7 @@ export function prepare(rt: GatewayRuntime, ctx: RequestContext, req: IncomingMe
     ctx.blockReason = 'overloaded';
     ctx.status = 503;
     if (res) sendProblem(res, 503, 'overloaded', SHED_DETAIL, ctx.id, reqIdHeader, shedder.headers);
-    else rejectUpgrade(socket, 503, 'overloaded', ctx.id, reqIdHeader, SHED_DETAIL);
+    else rejectUpgrade(socket, 503, 'overloaded', ctx.id, reqIdHeader, SHED_DETAIL, shedder.headers);
     return undefined;
   }
   // --- end load shedding
@@ -328,9 +328,17 @@ function onResponseClose(this: ServerResponse): void {
   rt.accessLog?.log(ctx);
 }
 
-function rejectUpgrade(socket: Socket, status: number, code: string, id: string, idHeader: string, detail?: string): void {
+function rejectUpgrade(socket: Socket, status: number, code: string, id: string, idHeader: string, detail?: string, extra?: OutgoingHttpHeaders, extensions?: Rejection['extensions']): void {
   if (!socket.writable) { socket.destroy(); return; }
-  writeRawProblem(socket, status, code, detail ?? '', id, idHeader);
+  writeRawProblem(socket, status, code, detail ?? '', id, idHeader, extra, extensions);
+}
+
+/** A stage refused an Upgrade request: the same answer as on a plain request (its headers, e.g. Retry-After). */
+function refuseUpgrade(rt: GatewayRuntime, ctx: RequestContext, socket: Socket, o: Rejection): void {
+  ctx.status = o.status;
+  ctx.blockReason = o.logReason ?? o.code;
+  rejectUpgrade(socket, o.status, o.code, ctx.id, rt.requestId.header, o.detail, o.headers, o.extensions);
+  rt.accessLog?.log(ctx);
 }
 
 /** WebSocket (and other Upgrade) requests: same checks and routing; only routes with `websocket: true` pass. */
@@ -365,15 +373,12 @@ function runUpgradeStages(rt: GatewayRuntime, ctx: RequestContext, route: Compil
     if (isPromise(out)) {
       const next = i + 1;
       out.then((o) => {
-        if (o !== undefined) { ctx.status = o.status; ctx.blockReason = o.logReason ?? o.code; rejectUpgrade(socket, o.status, o.code, ctx.id, rt.requestId.header, o.detail); rt.accessLog?.log(ctx); }
+        if (o !== undefined) refuseUpgrade(rt, ctx, socket, o);
         else runUpgradeStages(rt, ctx, route, socket, head, next);
       }, () => rejectUpgrade(socket, 500, 'internal-error', ctx.id, rt.requestId.header));
       return;
     }
-    ctx.status = out.status;
-    ctx.blockReason = out.logReason ?? out.code;
-    rejectUpgrade(socket, out.status, out.code, ctx.id, rt.requestId.header, out.detail);
-    rt.accessLog?.log(ctx);
+    refuseUpgrade(rt, ctx, socket, out);
     return;
   }
   forwardUpgrade(rt, ctx, route, ctx.plan!, socket, head);

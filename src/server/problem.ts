@@ -64,12 +64,35 @@ export function sendProblem(
   res.end(res.req.method === 'HEAD' ? undefined : body);
 }
 
-/** For errors the HTTP parser raises before a request object exists: write a raw response and close. */
-export function writeRawProblem(socket: Socket, status: number, code: string, detail: string, requestId: string, requestIdHeader: string): void {
+/**
+ * For errors the HTTP parser raises before a request object exists, and refused Upgrade requests: write a
+ * raw response and close. `extra` carries a stage's headers (Retry-After, RateLimit, WWW-Authenticate…);
+ * a value that could split the response (CR, LF) is dropped, not written.
+ */
+export function writeRawProblem(
+  socket: Socket,
+  status: number,
+  code: string,
+  detail: string,
+  requestId: string,
+  requestIdHeader: string,
+  extra?: OutgoingHttpHeaders,
+  extensions?: Readonly<Record<string, string | number>>,
+): void {
   if (!socket.writable || socket.destroyed) return;
-  const body = problemBody(status, code, detail, requestId);
+  const body = problemBody(status, code, detail, requestId, extensions);
+  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n`;
+  if (extra !== undefined) {
+    for (const name in extra) {
+      const v = extra[name];
+      if (v === undefined || !SAFE_HEADER_NAME.test(name)) continue;
+      for (const one of Array.isArray(v) ? v : [String(v)]) {
+        if (!UNSAFE_HEADER_VALUE.test(one)) head += `${name}: ${one}\r\n`;
+      }
+    }
+  }
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
+    head +
       'content-type: application/problem+json\r\n' +
       `content-length: ${Buffer.byteLength(body)}\r\n` +
       'x-content-type-options: nosniff\r\ncache-control: no-store\r\n' +
@@ -78,3 +101,7 @@ export function writeRawProblem(socket: Socket, status: number, code: string, de
       body,
   );
 }
+
+/** RFC 9110 token; the headers the raw writer sets itself are skipped so a stage cannot duplicate them */
+const SAFE_HEADER_NAME = /^(?!(?:content-type|content-length|connection|x-content-type-options|cache-control)$)[!#$%&'*+.^_`|~0-9A-Za-z-]+$/i;
+const UNSAFE_HEADER_VALUE = /[\r\n\0]/;

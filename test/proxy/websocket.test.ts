@@ -29,6 +29,7 @@ const { gw, port } = await startGateway(config({
   routes: [
     { id: 'dead', match: { pathPrefix: '/dead' }, upstream: 'dead', websocket: true },
     { id: 'ws', match: { pathPrefix: '/ws' }, upstream: 'ws', websocket: true, stripPrefix: '/ws' },
+    { id: 'limited', match: { pathPrefix: '/limited' }, upstream: 'ws', websocket: true, rateLimit: { limits: [{ name: 'upgrades', limit: 1, windowMs: 60_000 }] } },
     { id: 'plain', match: { pathPrefix: '/' }, upstream: 'ws' },
   ],
 }));
@@ -122,4 +123,29 @@ test('upstream refusing the upgrade: 4xx passed on, 5xx becomes 502; a dead targ
   assert.equal(await refusal('/ws/deny'), 403);
   assert.equal(await refusal('/ws/boom'), 502);
   assert.equal(await refusal('/dead/x'), 502);
+});
+
+test('a rate-limited upgrade gets the same 429 as a plain request: Retry-After, RateLimit headers, problem body', async () => {
+  const first = connect('/limited/a');
+  await within(new Promise((resolve, reject) => { first.once('open', resolve); first.once('error', reject); }), 3000, 'first upgrade');
+  const before = upgrades.length;
+  const ws = connect('/limited/b');
+  const res = await within(new Promise<http.IncomingMessage>((resolve, reject) => {
+    ws.once('unexpected-response', (_req, r) => resolve(r));
+    ws.once('open', () => reject(new Error('the second upgrade should have been limited')));
+    ws.once('error', () => undefined);
+  }), 3000, 'refusal');
+  assert.equal(res.statusCode, 429);
+  assert.equal(res.headers['content-type'], 'application/problem+json');
+  const retry = Number(res.headers['retry-after']);
+  assert.ok(retry >= 1 && retry <= 60, String(res.headers['retry-after']));
+  assert.equal(res.headers['ratelimit-policy'], '"upgrades";q=1;w=60');
+  assert.match(String(res.headers.ratelimit), /^"upgrades";r=0;t=\d+$/);
+  let body = '';
+  for await (const chunk of res) body += String(chunk);
+  const problem = JSON.parse(body) as { status: number; retry_after: number; request_id: string };
+  assert.equal(problem.status, 429);
+  assert.equal(problem.retry_after, retry);
+  assert.equal(problem.request_id, res.headers['x-request-id']);
+  assert.equal(upgrades.length, before, 'the limited upgrade never reached the upstream');
 });
