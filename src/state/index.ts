@@ -1,5 +1,5 @@
 // Creates the configured state store: memory (default; in a cluster worker it is the primary's store,
-// reached over IPC) or redis. See docs/state.md.
+// reached over IPC), redis or redis-cluster. See docs/state.md.
 import cluster from 'node:cluster';
 import type { StateConfig } from './schema.js';
 import type { StateStore } from './types.js';
@@ -31,7 +31,7 @@ export function memoryStorePlacement(isWorker: boolean, hasIpc: boolean, nodeWor
 }
 
 export function createStateStore(cfg: StateConfig | undefined, opts: StateStoreOptions = {}): StateStore {
-  if (cfg?.type === 'redis') return new RedisStateStore(cfg, { logger: opts.logger ?? createLogger() });
+  if (cfg?.type === 'redis' || cfg?.type === 'redis-cluster') return new RedisStateStore(cfg, { logger: opts.logger ?? createLogger() });
   if (memoryStorePlacement(cluster.isWorker, process.send !== undefined, process.env[NODE_WORKERS_ENV]) === 'primary') return new IpcStateStore(workerStateChannel());
   return new LocalMemoryStore();
 }

@@ -68,3 +68,32 @@ test('stacked limits in one script call are atomic; a flushed script cache is re
   assert.equal((await store.rateLimit([b]))[0], 1);
   assert.equal((await store.rateLimit([b]))[0], 0);
 });
+
+test('one event-loop turn of requests is one script call; each request is still decided on its own, in order', async () => {
+  const calls: number[] = [];
+  const orig = store.client.sendCommand.bind(store.client);
+  store.client.sendCommand = ((cmd: Parameters<typeof orig>[0], ...rest: unknown[]) => {
+    if (cmd.name === 'evalsha' || cmd.name === 'eval') calls.push(cmd.args.length);
+    return (orig as (...a: unknown[]) => unknown)(cmd, ...rest);
+  }) as typeof store.client.sendCommand;
+  try {
+    // Stacked limits and a per-request key, interleaved: request i checks 'bt-shared' (5) and 'bt-<i%3>' (1).
+    const shared: RateCheck = [ALG_FIXED, 'bt-shared', 5, 3_600_000, 5, 0];
+    const own = (i: number): RateCheck => [ALG_FIXED, `bt-${i % 3}`, 1, 3_600_000, 1, 0];
+    const rs = await Promise.all(Array.from({ length: 9 }, (_, i) => store.rateLimit([shared, own(i)])));
+    assert.equal(calls.length, 1, 'nine concurrent requests, one EVALSHA');
+    // requests 0, 1, 2 take their own key's only unit and a shared one; the rest find their own key spent,
+    // so they are refused without consuming the shared limit (it keeps 2 of 5)
+    assert.deepEqual(rs.map((r) => r[0]), [1, 1, 1, 0, 0, 0, 0, 0, 0]);
+    assert.deepEqual(rs.slice(0, 3).map((r) => r[2]), [4, 3, 2]);
+    for (const r of rs.slice(3)) assert.deepEqual([r[2], r[5]], [2, 0]);
+    assert.equal(rs[0]!.length, 8);
+    // a turn larger than the per-call cap is split, and the limit still holds exactly across the calls
+    calls.length = 0;
+    const many = await Promise.all(Array.from({ length: 600 }, () => store.rateLimit([[ALG_FIXED, 'bt-many', 450, 3_600_000, 450, 0]])));
+    assert.equal(calls.length, 3);
+    assert.equal(many.filter((r) => r[0] === 1).length, 450);
+  } finally {
+    store.client.sendCommand = orig;
+  }
+});

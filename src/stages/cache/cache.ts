@@ -305,7 +305,7 @@ function storeFor(g: CacheGlobalConfig, env: CompileEnv): CacheStore {
   if (g.store === 'redis') {
     const state = env.config.state;
     const url = g.redis?.url ?? (state?.type === 'redis' ? state.url : undefined);
-    if (url === undefined) throw new Error('caching.store is redis but neither caching.redis.url nor a redis `state:` block gives a URL');
+    if (url === undefined) throw new Error('caching.store is redis but neither caching.redis.url nor a redis `state:` block gives a URL (a redis-cluster state is not used for the cache)');
     const opts = { url, keyPrefix: g.redis?.keyPrefix ?? DEFAULT_REDIS_PREFIX, commandTimeoutMs: g.redis?.commandTimeoutMs ?? DEFAULT_REDIS_TIMEOUT_MS };
     return services.use(serviceKey('cache', 'redis', opts), () => new RedisCacheStore({ ...opts, logger: env.identity.logger }));
   }
