@@ -43,13 +43,13 @@ local eps = 0.000001
 local out = {}
 local num = {}
 for v in string.gmatch(ARGV[1], '%S+') do num[#num + 1] = tonumber(v) end
-local k, p = 0, 1
+-- per-check scratch, reused by every request of the batch (slots 1..n are rewritten each time)
+local na, nb, nc, ttl, oks = {}, {}, {}, {}, {}
+local k, p, base = 0, 1, 0
 while p <= #num do
   local n = num[p]
   p = p + 1
-  local base = #out
   out[base + 1], out[base + 2] = 1, 0
-  local na, nb, nc, ttl, oks = {}, {}, {}, {}, {}
   local allowed, delay = 1, 0
   for i = 1, n do
     local alg, limit, w, burst, maxDelay = num[p], num[p + 1], num[p + 2], num[p + 3], num[p + 4]
@@ -83,7 +83,8 @@ while p <= #num do
       if alg == 0 then
         if cur + 1 <= limit then
           ok, rem = 1, limit - cur - 1
-          na[i], nb[i], nc[i], ttl[i] = win, cur + 1, 0, start + w - now
+          -- the expiry set when this window began still holds: no PEXPIRE
+          na[i], nb[i], nc[i], ttl[i] = win, cur + 1, 0, a == win and -1 or start + w - now
         else
           retry = start + w - now
         end
@@ -92,7 +93,7 @@ while p <= #num do
         local est = prev * (1 - f) + cur
         if est + 1 <= limit then
           ok, rem = 1, math.floor(limit - est - 1)
-          na[i], nb[i], nc[i], ttl[i] = win, cur + 1, prev, start + 2 * w - now
+          na[i], nb[i], nc[i], ttl[i] = win, cur + 1, prev, a == win and -1 or start + 2 * w - now
         else
           local room = limit - 1 - cur
           if room >= 0 and prev > 0 then
@@ -114,7 +115,7 @@ while p <= #num do
     out[base + 2] = math.ceil(delay)
     for i = 1, n do
       redis.call('HSET', KEYS[k + i], 'a', string.format('%.4f', na[i]), 'b', nb[i], 'c', nc[i])
-      redis.call('PEXPIRE', KEYS[k + i], math.max(1, math.ceil(ttl[i])))
+      if ttl[i] >= 0 then redis.call('PEXPIRE', KEYS[k + i], math.max(1, math.ceil(ttl[i]))) end
     end
   else
     -- a refused request consumed nothing: the limits it passed keep the unit it would have used
@@ -123,6 +124,7 @@ while p <= #num do
     end
   end
   k = k + n
+  base = base + 2 + 3 * n
 end
 return out
 `;

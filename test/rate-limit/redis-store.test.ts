@@ -97,3 +97,23 @@ test('one event-loop turn of requests is one script call; each request is still 
     store.client.sendCommand = orig;
   }
 });
+
+test('expiry: set when a window begins, kept within it, renewed when the next window begins (sliding: two windows)', async () => {
+  const hour: RateCheck[] = [[ALG_FIXED, 'ttl-fw', 100, 3_600_000, 100, 0]];
+  await store.rateLimit(hour);
+  const set = await admin.pttl(`${prefix}{rl:ttl-fw}`);
+  await store.rateLimit(hour);
+  assert.ok((await admin.pttl(`${prefix}{rl:ttl-fw}`)) <= set, 'same window: the expiry is not pushed out');
+
+  const W = 300;
+  const c: RateCheck[] = [[ALG_SLIDING, 'ttl-sw', 100, W, 100, 0]];
+  const key = `${prefix}{rl:ttl-sw}`;
+  await store.rateLimit(c);
+  const first = await admin.pttl(key);
+  assert.ok(first > W && first <= 2 * W, String(first));
+  await new Promise((r) => setTimeout(r, W)); // into the next window (Redis's clock decides the edges)
+  await store.rateLimit(c);
+  // without renewal the key would expire one window after the previous window's end: under W from now
+  const renewed = await admin.pttl(key);
+  assert.ok(renewed > W && renewed <= 2 * W, String(renewed));
+});
