@@ -189,8 +189,15 @@ function splitBySlot(p: PendingRateLimit, keys: readonly string[], slots: readon
 }
 
 /** ioredis connection options from a redis:// or rediss:// URL (Redis Cluster: the first seed node's). */
-function clusterNodeOptions(url: string): { node: ClusterNode; options: RedisOptions } {
-  const u = new URL(url);
+function clusterNodeOptions(url: string, index: number): { node: ClusterNode; options: RedisOptions } {
+  let u: URL;
+  try {
+    u = new URL(url);
+    decodeURIComponent(u.username + u.password);
+  } catch {
+    // never the URL itself in the message: it may carry a password
+    throw new Error(`state.nodes[${index}] is not a valid redis:// URL`);
+  }
   const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
   const options: RedisOptions = {};
   if (u.username !== '') options.username = decodeURIComponent(u.username);
@@ -240,7 +247,7 @@ export class RedisStateStore implements StateStore {
     const retry = (times: number): number => Math.min(times * 100, 2000);
     this.cluster = cfg.type === 'redis-cluster';
     if (cfg.type === 'redis-cluster') {
-      const seeds = cfg.nodes.map(clusterNodeOptions);
+      const seeds = cfg.nodes.map((url, i) => clusterNodeOptions(url, i));
       this.client = new Cluster(seeds.map((s) => s.node), {
         enableOfflineQueue: false,
         clusterRetryStrategy: retry,

@@ -109,3 +109,10 @@ async function closedPort(): Promise<number> {
   await new Promise<void>((r) => srv.close(() => r()));
   return port;
 }
+
+test('redis-cluster: a seed URL that does not parse is a clear error that does not echo the URL (it may hold a password)', () => {
+  assert.throws(
+    () => new RedisStateStore({ type: 'redis-cluster', nodes: ['redis://127.0.0.1:7000', 'redis://u:s3cret%zz@host:7001'] }, { logger: silentLogger }),
+    (err: Error) => err.message === 'state.nodes[1] is not a valid redis:// URL',
+  );
+});
