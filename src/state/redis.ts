@@ -31,18 +31,18 @@ const ERROR_LOG_INTERVAL_MS = 10_000;
  * a request's checks are counted only when all of them pass, and the next request sees that count.
  * Redis's clock (TIME) decides, so every gateway process sharing this Redis agrees on window edges.
  * KEYS = one hash per check (fields a, b, c), the requests' checks one after another;
- * ARGV[1] = the numbers, space-separated: per request n (its number of checks), then 5 per check (alg,
+ * ARGV[1] = the numbers as one JSON array: per request n (its number of checks), then 5 per check (alg,
  * limit, windowMs, burst, maxDelayMs) mirroring RateCheck. One string rather than one argument per
- * number: ioredis's per-argument cost was most of the client's work. Returns, per request: allowed,
- * delay, then per check remaining, resetMs, retryMs (integers, ms rounded up).
+ * number: ioredis's per-argument cost was most of the client's work; JSON because Redis's C cjson
+ * decodes it faster than a Lua loop splits it (12 requests: 20 µs less per call). Returns, per request:
+ * allowed, delay, then per check remaining, resetMs, retryMs (integers, ms rounded up).
  */
 export const RATE_LIMIT_LUA = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local eps = 0.000001
 local out = {}
-local num = {}
-for v in string.gmatch(ARGV[1], '%S+') do num[#num + 1] = tonumber(v) end
+local num = cjson.decode(ARGV[1])
 -- per-check scratch, reused by every request of the batch (slots 1..n are rewritten each time)
 local na, nb, nc, ttl, oks = {}, {}, {}, {}, {}
 local k, p, base = 0, 1, 0
@@ -344,17 +344,18 @@ export class RedisStateStore implements StateStore {
     let numKeys = 0;
     for (const p of batch) numKeys += p.checks.length;
     const keys = new Array<string>(numKeys);
-    let argv = '';
+    let argv = '[';
     let k = 0;
     for (const p of batch) {
       const cs = p.checks;
-      argv += (k === 0 ? '' : ' ') + cs.length;
+      argv += (k === 0 ? '' : ',') + cs.length;
       for (let i = 0; i < cs.length; i++) {
         const c = cs[i]!;
         keys[k++] = p.keys?.[i] ?? redisKey(this.prefix, 'rl:' + c[1]);
-        argv += ' ' + c[0] + ' ' + c[2] + ' ' + c[3] + ' ' + c[4] + ' ' + c[5];
+        argv += ',' + c[0] + ',' + c[2] + ',' + c[3] + ',' + c[4] + ',' + c[5];
       }
     }
+    argv += ']';
     (this.client as unknown as RateLimitCommand).portcullisRateLimit(numKeys, ...keys, argv).then((out) => {
       let o = 0;
       for (const p of batch) {
