@@ -16,6 +16,7 @@ export interface RedisClusterHandle {
   /** redis://127.0.0.1:PORT of each master */
   readonly nodes: readonly string[];
   readonly ports: readonly number[];
+  /** kills every node (SIGKILL) and removes the temp dir; safe to call twice */
   close(): Promise<void>;
 }
 
@@ -28,7 +29,10 @@ export async function startRedisCluster(size = 3): Promise<RedisClusterHandle> {
     '--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-port', String(busPorts[i]),
     '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir, '--save', '', '--appendonly', 'no',
   ], { stdio: 'ignore' }));
+  let closed = false;
   const close = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
     await Promise.all(procs.map((p) => new Promise<void>((resolve) => {
       if (p.exitCode !== null || p.signalCode !== null) { resolve(); return; }
       p.once('exit', () => resolve());

@@ -1,6 +1,6 @@
 // The state store on a real three-master Redis Cluster: limits exact per key, a request whose limits live
-// in different hash slots (one script call per slot, merged), DPoP's claimOnce, and a gateway configured
-// with `state.type: redis-cluster`.
+// in different hash slots (one script call per slot, merged), DPoP's claimOnce, a gateway configured
+// with `state.type: redis-cluster`, and that gateway when the whole cluster dies (last test).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Cluster } from 'ioredis';
@@ -86,6 +86,35 @@ test('a gateway on state.type redis-cluster: stacked per-IP and per-route limits
     } finally {
       admin.disconnect();
     }
+  } finally {
+    await gw.close(0);
+    await up.close();
+  }
+});
+
+test('the whole cluster killed under a running gateway: failClosed answers 503 and failOpen falls back, neither hangs', async () => {
+  const up = await startUpstream('rc-down');
+  const limits = [{ limit: 100, windowMs: 60_000 }];
+  const { gw, base } = await startGateway(config({
+    state: { type: 'redis-cluster', nodes: [...rc.nodes], keyPrefix: 'pcd:', commandTimeoutMs: 200 },
+    upstreams: { up: { targets: [{ url: up.url }] } },
+    routes: [
+      { id: 'closed', match: { pathPrefix: '/closed' }, upstream: 'up', rateLimit: { onStoreError: 'failClosed', limits } },
+      { id: 'open', match: { pathPrefix: '/open' }, upstream: 'up', rateLimit: { onStoreError: 'failOpen', limits } },
+    ],
+  } as Partial<GatewayConfig> as GatewayConfig));
+  try {
+    assert.equal((await get(`${base}/closed`)).status, 200);
+    await rc.close();
+    const t0 = performance.now();
+    const [closed, open] = await Promise.all([get(`${base}/closed`), get(`${base}/open`)]);
+    const ms = performance.now() - t0;
+    assert.equal(closed.status, 503);
+    assert.equal(closed.json<{ type: string }>().type.endsWith('/rate-limit-unavailable'), true);
+    assert.equal(open.status, 200);
+    assert.match(String(open.headers.ratelimit), /r=99;/, 'the local fallback limiter decided');
+    // bounded by the command timeout (200 ms) plus ioredis noticing the dead sockets, never a hang
+    assert.ok(ms < 2_000, `${ms} ms`);
   } finally {
     await gw.close(0);
     await up.close();
