@@ -15,6 +15,7 @@ import { apiKeyIssues } from '../identity/api-keys/semantic.js';
 import { issuerIssues } from '../identity/jwt/semantic.js';
 import { concurrencyIssues } from '../stages/concurrency/semantic.js';
 import { rateLimitIssues } from '../stages/rate-limit/semantic.js';
+import { stateIssues } from '../state/semantic.js';
 
 export type SemanticIssue = Omit<ConfigIssue, 'file' | 'line' | 'column'>;
 
@@ -307,6 +308,6 @@ export function checkSemantics(cfg: GatewayConfig): SemanticIssue[] {
   }
 
   // ------------------------------------------------------------ transport security (plaintext, HSTS, per-route mTLS)
-  out.push(...transportSecurityIssues(cfg), ...clientCertIssues(cfg), ...authenticationIssues(cfg), ...authorizationIssues(cfg), ...attestationIssues(cfg), ...dpopIssues(cfg), ...apiKeyIssues(cfg), ...issuerIssues(cfg), ...concurrencyIssues(cfg), ...rateLimitIssues(cfg));
+  out.push(...transportSecurityIssues(cfg), ...clientCertIssues(cfg), ...authenticationIssues(cfg), ...authorizationIssues(cfg), ...attestationIssues(cfg), ...dpopIssues(cfg), ...apiKeyIssues(cfg), ...issuerIssues(cfg), ...concurrencyIssues(cfg), ...rateLimitIssues(cfg), ...stateIssues(cfg));
   return out;
 }

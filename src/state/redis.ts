@@ -11,6 +11,7 @@
 // `{`, `}` and `%` inside a logical key are percent-encoded so a key can never end the tag early.
 import { Cluster, Redis, type ClusterNode, type RedisOptions } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
+import { parseRedisNodeUrl } from './redis-url.js';
 import type { StateConfig } from './schema.js';
 import type { RateCheck, RateResult, StateStore } from './types.js';
 import type { Logger } from '../observability/logger.js';
@@ -190,20 +191,14 @@ function splitBySlot(p: PendingRateLimit, keys: readonly string[], slots: readon
 
 /** ioredis connection options from a redis:// or rediss:// URL (Redis Cluster: the first seed node's). */
 function clusterNodeOptions(url: string, index: number): { node: ClusterNode; options: RedisOptions } {
-  let u: URL;
-  try {
-    u = new URL(url);
-    decodeURIComponent(u.username + u.password);
-  } catch {
-    // never the URL itself in the message: it may carry a password
-    throw new Error(`state.nodes[${index}] is not a valid redis:// URL`);
-  }
-  const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
+  const a = parseRedisNodeUrl(url);
+  // never the URL itself in the message: it may carry a password
+  if (a === undefined) throw new Error(`state.nodes[${index}] is not a valid redis:// URL`);
   const options: RedisOptions = {};
-  if (u.username !== '') options.username = decodeURIComponent(u.username);
-  if (u.password !== '') options.password = decodeURIComponent(u.password);
-  if (u.protocol === 'rediss:') options.tls = { servername: host };
-  return { node: { host, port: u.port === '' ? 6379 : Number(u.port) }, options };
+  if (a.username !== undefined) options.username = a.username;
+  if (a.password !== undefined) options.password = a.password;
+  if (a.tls) options.tls = { servername: a.host };
+  return { node: { host: a.host, port: a.port }, options };
 }
 
 const NEEDS_ESCAPE = /[{}%]/;
