@@ -50,3 +50,19 @@ export function removeHeaderPairs(pairs: string[], drop: ReadonlySet<string>): v
   }
   pairs.length = w;
 }
+
+/**
+ * The value of request header `lowerName` in a flat [name, value, ...] list (any-case names, e.g.
+ * req.rawHeaders) when it appears exactly once; undefined when it is absent or repeated (ambiguous).
+ */
+export function singleHeaderValue(pairs: readonly string[], lowerName: string): string | undefined {
+  let value: string | undefined;
+  for (let i = 0; i < pairs.length; i += 2) {
+    const name = pairs[i]!;
+    if (name.length === lowerName.length && name.toLowerCase() === lowerName) {
+      if (value !== undefined) return undefined;
+      value = pairs[i + 1]!;
+    }
+  }
+  return value;
+}

@@ -16,6 +16,7 @@ import { calculateJwkThumbprint, decodeProtectedHeader, importJWK, jwtVerify, er
 import type { IdentityConfig, JwsAlgorithmName } from '../schema.js';
 import type { StateStore } from '../../state/types.js';
 import type { RequestContext } from '../../pipeline/context.js';
+import { singleHeaderValue } from '../../pipeline/header-list.js';
 
 export interface DpopInput { proof: string | undefined; method: string; htu: string; accessToken: string; jkt: string }
 export type DpopResult = { ok: true } | { ok: false; reason: string; description: string };
@@ -153,14 +154,5 @@ export function requestHtu(ctx: RequestContext): string {
 
 /** The `DPoP` header value when the request has exactly one; undefined when it has none or several. */
 export function dpopProofHeader(ctx: RequestContext): string | undefined {
-  const raw = ctx.req.rawHeaders;
-  let value: string | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length === 4 && name.toLowerCase() === 'dpop') {
-      if (value !== undefined) return undefined;
-      value = raw[i + 1]!;
-    }
-  }
-  return value;
+  return singleHeaderValue(ctx.req.rawHeaders, 'dpop');
 }

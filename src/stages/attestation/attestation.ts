@@ -18,6 +18,7 @@
 import { createHash } from 'node:crypto';
 import type { Rejection, StageModule, StageOutcome } from '../../pipeline/types.js';
 import type { RequestContext } from '../../pipeline/context.js';
+import { singleHeaderValue } from '../../pipeline/header-list.js';
 import { serviceKey } from '../../gateway/services.js';
 import { AttestationSchema, type AttestationConfig } from './schema.js';
 import { AttestationVerifier, MALFORMED, type AttestationVerdict } from './verifier.js';
@@ -47,16 +48,7 @@ function takeHeader(fwd: string[], name: string): string | typeof SEVERAL | unde
 
 /** The single Authorization header value as the client sent it, or undefined (none or several). */
 function authorizationValue(ctx: RequestContext): string | undefined {
-  const raw = ctx.req.rawHeaders;
-  let value: string | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    const n = raw[i]!;
-    if (n.length === 13 && n.toLowerCase() === 'authorization') {
-      if (value !== undefined) return undefined;
-      value = raw[i + 1]!;
-    }
-  }
-  return value;
+  return singleHeaderValue(ctx.req.rawHeaders, 'authorization');
 }
 
 export function bindingMatches(claim: unknown, authorization: string | undefined): boolean {
