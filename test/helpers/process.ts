@@ -1,10 +1,12 @@
 // Running the real CLI as a child process (cluster mode, signals, file watching) and reading its
 // structured log lines from stderr.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { GatewayConfig } from '../../src/config/schema.js';
+import { deleteTestKeys, testKeyPrefix, TEST_REDIS_URL } from './redis.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -86,4 +88,39 @@ export async function stopGatewayProcess(p: GatewayProcess): Promise<void> {
   const t = setTimeout(() => p.child.kill('SIGKILL'), 5000);
   await p.exited;
   clearTimeout(t);
+}
+
+export type StartedGateway = Awaited<ReturnType<typeof startGatewayProcess>>;
+
+/** A node with 2 cluster workers on the memory store, and two single-worker nodes sharing one Redis. */
+export interface NodeTrio {
+  cluster: StartedGateway;
+  redisA: StartedGateway;
+  redisB: StartedGateway;
+  /** stops the three processes, removes their configs and deletes their Redis keys */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the three gateway processes at once (each takes a few seconds to boot). `cfg` gives a node's
+ * config; the Redis nodes get `state: redis` with a unique key prefix added to it.
+ */
+export async function startNodeTrio(name: string, cfg: (extra?: Partial<GatewayConfig>) => GatewayConfig): Promise<NodeTrio> {
+  const dir = await mkdtemp(join(tmpdir(), `portcullis-${name}-`));
+  const prefix = testKeyPrefix(name);
+  const state = { type: 'redis' as const, url: TEST_REDIS_URL, keyPrefix: prefix };
+  const started = await Promise.allSettled([
+    startGatewayProcess(dir, 'cluster', { ...cfg(), server: { workers: 2 } }),
+    startGatewayProcess(dir, 'redis-a', cfg({ state })),
+    startGatewayProcess(dir, 'redis-b', cfg({ state })),
+  ]);
+  const close = async (): Promise<void> => {
+    await Promise.all(started.map((s) => (s.status === 'fulfilled' ? stopGatewayProcess(s.value.p) : undefined)));
+    await rm(dir, { recursive: true, force: true });
+    await deleteTestKeys(prefix);
+  };
+  const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed !== undefined) { await close(); throw failed.reason; }
+  const [cluster, redisA, redisB] = started.map((s) => (s as PromiseFulfilledResult<StartedGateway>).value) as [StartedGateway, StartedGateway, StartedGateway];
+  return { cluster, redisA, redisB, close };
 }

@@ -4,17 +4,13 @@
 // gateway processes sharing Redis.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createHash, randomUUID } from 'node:crypto';
 import { Client } from 'undici';
-import { Redis } from 'ioredis';
 import { SignJWT, generateKeyPair, exportJWK, calculateJwkThumbprint } from 'jose';
 import type { GatewayConfig } from '../../src/config/schema.js';
 import { startGateway, config, get } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
-import { startGatewayProcess, stopGatewayProcess, type GatewayProcess } from '../helpers/process.js';
+import { startNodeTrio, type GatewayProcess, type NodeTrio } from '../helpers/process.js';
 
 const idp = await generateKeyPair('ES256', { extractable: true });
 const idpJwk = { ...(await exportJWK(idp.publicKey)), kid: 'idp-1' };
@@ -46,32 +42,15 @@ function gatewayConfig(upstreamUrl: string, extra: Partial<GatewayConfig> = {}):
 }
 
 let up: TestUpstream;
-let dir: string;
-type Started = Awaited<ReturnType<typeof startProcess>>;
-// The gateway processes start together (each takes a few seconds to boot): the cluster one and the two
-// sharing Redis.
-let cluster: Started;
-let redisA: Started;
-let redisB: Started;
-const prefix = `ptest-dpop-e2e-${randomUUID().slice(0, 8)}:`;
+// The gateway processes: one with 2 cluster workers (memory store), two sharing Redis.
+let nodes: NodeTrio;
 before(async () => {
   up = await startUpstream('app');
-  dir = await mkdtemp(join(tmpdir(), 'portcullis-dpop-'));
-  const state = { type: 'redis' as const, url: 'redis://127.0.0.1:6379', keyPrefix: prefix };
-  [cluster, redisA, redisB] = await Promise.all([
-    startProcess('cluster', { ...gatewayConfig(up.url), server: { workers: 2 } }),
-    startProcess('redis-a', gatewayConfig(up.url, { state })),
-    startProcess('redis-b', gatewayConfig(up.url, { state })),
-  ]);
+  nodes = await startNodeTrio('dpop-e2e', (extra) => gatewayConfig(up.url, extra));
 });
 after(async () => {
-  await Promise.all([cluster, redisA, redisB].filter((x) => x !== undefined).map((x) => stop(x.p)));
+  await nodes?.close();
   await up.close();
-  await rm(dir, { recursive: true, force: true });
-  const admin = new Redis('redis://127.0.0.1:6379');
-  const keys = await admin.keys(`${prefix}*`);
-  if (keys.length > 0) await admin.del(...keys);
-  await admin.quit();
 });
 
 test('in process: a proof is accepted once; a replay, another URL or another method → 401 invalid_dpop_proof', async () => {
@@ -114,13 +93,11 @@ async function onNewConnection(origin: string, path: string, headers: Record<str
   }
 }
 
-const startProcess = (name: string, cfg: GatewayConfig) => startGatewayProcess(dir, name, cfg);
-const stop = stopGatewayProcess;
 
 const replayRefusals = (p: GatewayProcess) => p.lines.filter((l) => l.event === 'security' && l.reason === 'dpop-replay');
 
 test('cluster (2 workers, memory store): the same proof on four connections is accepted exactly once, refused by both workers', async () => {
-  const { p, origin, pids } = cluster;
+  const { p, origin, pids } = nodes.cluster;
   const pr = await proof('GET', `${origin}/api/x`);
   const statuses: number[] = [];
   for (let i = 0; i < 4; i++) statuses.push(await onNewConnection(origin, '/api/x', dpopHeaders(pr)));
@@ -133,7 +110,7 @@ test('cluster (2 workers, memory store): the same proof on four connections is a
 });
 
 test('two gateway processes sharing state: redis: the same proof is accepted by exactly one', async () => {
-  const [a, b] = [redisA, redisB];
+  const [a, b] = [nodes.redisA, nodes.redisB];
   // The gateways listen on different ports, so each needs a proof for its own URI; both proofs carry the
   // same jti and key: the replay cache (key: jkt + jti) in Redis lets exactly one through.
   const jti = randomUUID();

@@ -5,12 +5,12 @@ import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SignJWT, generateKeyPair, exportJWK, calculateJwkThumbprint, type JWK, type CryptoKey } from 'jose';
-import { Redis } from 'ioredis';
 import { createDpopVerifier, requestHtu, dpopProofHeader, normalizeHtu, type DpopInput } from '../../src/identity/dpop/dpop.js';
 import { createStateStore } from '../../src/state/index.js';
 import { RequestContext } from '../../src/pipeline/context.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import type { StateStore } from '../../src/state/types.js';
+import { deleteTestKeys, testKeyPrefix } from '../helpers/redis.js';
 
 const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
 const jwk = await exportJWK(publicKey);
@@ -53,7 +53,7 @@ test('replay: the same proof twice → the second is refused (dpop-replay)', asy
 });
 
 test('replay across two gateway processes sharing Redis: exactly one acceptance', async () => {
-  const prefix = `ptest-dpop-${randomUUID().slice(0, 8)}:`;
+  const prefix = testKeyPrefix('dpop');
   const cfg = { type: 'redis' as const, url: 'redis://127.0.0.1:6379', keyPrefix: prefix };
   const a = createStateStore(cfg, { logger: silentLogger });
   const b = createStateStore(cfg, { logger: silentLogger });
@@ -68,10 +68,7 @@ test('replay across two gateway processes sharing Redis: exactly one acceptance'
     assert.deepEqual(results.filter((r) => !r.ok).map((r) => !r.ok && r.reason), ['dpop-replay']);
   } finally {
     await Promise.all([a.close(), b.close()]);
-    const admin = new Redis('redis://127.0.0.1:6379');
-    const keys = await admin.keys(`${prefix}*`);
-    if (keys.length > 0) await admin.del(...keys);
-    await admin.quit();
+    await deleteTestKeys(prefix);
   }
 });
 

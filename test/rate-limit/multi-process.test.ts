@@ -2,25 +2,15 @@
 // memory store (the primary owns the counters), and two gateway processes sharing one Redis.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomUUID } from 'node:crypto';
 import { Agent, request } from 'undici';
-import { Redis } from 'ioredis';
 import type { GatewayConfig } from '../../src/config/schema.js';
 import { config } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
-import { startGatewayProcess, stopGatewayProcess, type GatewayProcess } from '../helpers/process.js';
+import { startNodeTrio, type NodeTrio } from '../helpers/process.js';
 
 const LIMIT = 20;
-const prefix = `ptest-rl-mp-${randomUUID().slice(0, 8)}:`;
 let up: TestUpstream;
-let dir: string;
-type Started = Awaited<ReturnType<typeof startProcess>>;
-let cluster: Started;
-let redisA: Started;
-let redisB: Started;
+let nodes: NodeTrio;
 // many connections: the cluster primary hands each new connection to the next worker
 const agent = new Agent({ connections: 64, pipelining: 0 });
 
@@ -37,27 +27,13 @@ function gatewayConfig(extra: Partial<GatewayConfig> = {}): GatewayConfig {
 
 before(async () => {
   up = await startUpstream('app');
-  dir = await mkdtemp(join(tmpdir(), 'portcullis-rl-'));
-  const state = { type: 'redis' as const, url: 'redis://127.0.0.1:6379', keyPrefix: prefix };
-  [cluster, redisA, redisB] = await Promise.all([
-    startProcess('cluster', { ...gatewayConfig(), server: { workers: 2 } }),
-    startProcess('redis-a', gatewayConfig({ state })),
-    startProcess('redis-b', gatewayConfig({ state })),
-  ]);
+  nodes = await startNodeTrio('rl-mp', gatewayConfig);
 });
 after(async () => {
-  await Promise.all([cluster, redisA, redisB].filter((x) => x !== undefined).map((x) => stop(x.p)));
+  await nodes?.close();
   await agent.close();
   await up.close();
-  await rm(dir, { recursive: true, force: true });
-  const admin = new Redis('redis://127.0.0.1:6379');
-  const keys = await admin.keys(`${prefix}*`);
-  if (keys.length > 0) await admin.del(...keys);
-  await admin.quit();
 });
-
-const startProcess = (name: string, cfg: GatewayConfig) => startGatewayProcess(dir, name, cfg);
-const stop = stopGatewayProcess;
 
 async function status(url: string): Promise<number> {
   const r = await request(url, { dispatcher: agent, reset: true });
@@ -73,19 +49,19 @@ async function burst(origins: string[], path: string): Promise<number> {
 }
 
 test('cluster mode (2 workers, memory store): the limit holds for the node, both workers refuse', async () => {
-  assert.equal(await burst([cluster.origin], '/fixed-window'), LIMIT);
-  assert.equal(await burst([cluster.origin], '/token-bucket'), LIMIT);
-  const sliding = await burst([cluster.origin], '/sliding-window');
+  assert.equal(await burst([nodes.cluster.origin], '/fixed-window'), LIMIT);
+  assert.equal(await burst([nodes.cluster.origin], '/token-bucket'), LIMIT);
+  const sliding = await burst([nodes.cluster.origin], '/sliding-window');
   assert.ok(sliding <= LIMIT && sliding >= LIMIT - 1, String(sliding));
-  const refusedBy = new Set(cluster.p.lines.filter((l) => l.event === 'security' && l.type === 'rate-limit').map((l) => l.pid));
-  assert.deepEqual([...refusedBy].sort(), [...cluster.pids].sort());
+  const refusedBy = new Set(nodes.cluster.p.lines.filter((l) => l.event === 'security' && l.type === 'rate-limit').map((l) => l.pid));
+  assert.deepEqual([...refusedBy].sort(), [...nodes.cluster.pids].sort());
 });
 
 test('two gateway processes sharing Redis: the limit holds across them', async () => {
-  const origins = [redisA.origin, redisB.origin];
+  const origins = [nodes.redisA.origin, nodes.redisB.origin];
   assert.equal(await burst(origins, '/fixed-window'), LIMIT);
   assert.equal(await burst(origins, '/token-bucket'), LIMIT);
   const sliding = await burst(origins, '/sliding-window');
   assert.ok(sliding <= LIMIT && sliding >= LIMIT - 1, String(sliding));
-  for (const g of [redisA, redisB]) assert.ok(g.p.lines.some((l) => l.event === 'security' && l.type === 'rate-limit'));
+  for (const g of [nodes.redisA, nodes.redisB]) assert.ok(g.p.lines.some((l) => l.event === 'security' && l.type === 'rate-limit'));
 });

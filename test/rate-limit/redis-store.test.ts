@@ -2,22 +2,21 @@
 // stacked limits, one script call (EVALSHA, EVAL after SCRIPT FLUSH), hash-tagged keys, concurrency.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { RedisStateStore } from '../../src/state/redis.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { ALG_FIXED, ALG_GCRA, ALG_SLIDING } from '../../src/stages/rate-limit/algorithms.js';
 import type { RateCheck } from '../../src/state/types.js';
+import { deleteTestKeys, testKeyPrefix } from '../helpers/redis.js';
 
-const prefix = `prl-${randomUUID().slice(0, 8)}:`;
+const prefix = testKeyPrefix('rl-store');
 const admin = new Redis('redis://127.0.0.1:6379', { maxRetriesPerRequest: 1 });
 const store = new RedisStateStore({ type: 'redis', url: 'redis://127.0.0.1:6379', keyPrefix: prefix }, { logger: silentLogger });
 await store.ready();
 after(async () => {
   await store.close();
-  const keys = await admin.keys(`${prefix}*`);
-  if (keys.length > 0) await admin.del(...keys);
   await admin.quit();
+  await deleteTestKeys(prefix);
 });
 
 test('fixed window over Redis: 200 concurrent calls on one key admit exactly the limit', async () => {

@@ -2,21 +2,19 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { RedisStateStore, redisKey } from '../../src/state/redis.js';
 import { createStateStore } from '../../src/state/index.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { captureLogger } from '../helpers/servers.js';
 import { waitFor } from '../helpers/wait.js';
+import { deleteTestKeys, testKeyPrefix } from '../helpers/redis.js';
 
-const prefix = `ptest-${randomUUID().slice(0, 8)}:`;
+const prefix = testKeyPrefix('state');
 const admin = new Redis('redis://127.0.0.1:6379', { lazyConnect: true, maxRetriesPerRequest: 1 });
 after(async () => {
-  await admin.connect().catch(() => undefined);
-  const keys = await admin.keys(`${prefix}*`);
-  if (keys.length > 0) await admin.del(...keys);
-  await admin.quit();
+  admin.disconnect();
+  await deleteTestKeys(prefix);
 });
 
 test('claimOnce over Redis: one winner across two stores, key name hash-tagged with the prefix', async () => {
