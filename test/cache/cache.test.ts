@@ -25,6 +25,8 @@ before(async () => {
       { id: 'def', match: { pathPrefix: '/ttl' }, upstream: 'u', cache: { public: true, ttlSeconds: 30, maxTtlSeconds: 60 } },
       { id: 'priv', match: { pathPrefix: '/me' }, upstream: 'u', cache: {}, authentication: { methods: [{ apiKey: {} }], forward: { consumer: 'X-Consumer' } } },
       { id: 'anon', match: { pathPrefix: '/anon' }, upstream: 'u', cache: {} },
+      // api key optional: callers without one get the shared `anonymous` identity
+      { id: 'optional', match: { pathPrefix: '/optional' }, upstream: 'u', cache: {}, authentication: { methods: [{ apiKey: {} }], anonymous: true } },
     ],
   }));
   gw = g.gw;
@@ -144,6 +146,23 @@ test('requests with credentials the gateway did not check bypass a per-identity 
   const withCookie = await get(p, { headers: { cookie: 'sid=1' } });
   assert.equal(withCookie.headers['cache-status'], 'portcullis; fwd=bypass');
   assert.equal(up.count('/anon/x'), 3);
+});
+
+test('the shared anonymous identity is no identity: a cookie or an unchecked token bypasses, plain anonymous calls still hit', async () => {
+  const p = `${base}/optional/x?cc=max-age%3D60`;
+  const victim = await get(p, { headers: { cookie: 'sid=victim' } });
+  assert.equal(victim.headers['cache-status'], 'portcullis; fwd=bypass');
+  const other = await get(p, { headers: { cookie: 'sid=other' } });
+  assert.equal(other.headers['cache-status'], 'portcullis; fwd=bypass', 'never the victim\'s stored response');
+  assert.equal((await get(p, { headers: { authorization: 'Bearer xyz' } })).headers['cache-status'], 'portcullis; fwd=bypass');
+  assert.equal(up.count('/optional/x'), 3);
+  // without credentials the anonymous response is shared, as on a route without authentication
+  await get(p);
+  assert.match(String((await get(p)).headers['cache-status']), /hit/);
+  assert.equal(up.count('/optional/x'), 4);
+  // a verified key gets its own entry
+  const withKey = await get(p, { headers: { 'x-api-key': keyA } });
+  assert.match(String(withKey.headers['cache-status']), /miss/);
 });
 
 test('request Cache-Control: no-store bypasses; no-cache fetches anew and stores; other methods are labelled', async () => {

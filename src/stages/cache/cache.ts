@@ -201,14 +201,19 @@ function identityScope(id: Identity): string {
 
 /**
  * The primary cache key (docs/caching.md): `<path>[?<query>] <host> <route id>[ <header>=<value>...] <scope>`
- * — path first so an operator can purge by path prefix. Scope: `*` on public routes, `anon` without an
- * identity, else the identity (identityScope).
+ * — path first so an operator can purge by path prefix. Scope: `*` on public routes, `anon` without a
+ * verified identity (none, or the route's `anonymous` one), else the identity (identityScope).
  */
+/** No identity, or the shared `anonymous` one: nothing tells one caller from another. */
+function isUnverified(ctx: RequestContext): boolean {
+  return ctx.identity === undefined || ctx.identity.kind === 'anonymous';
+}
+
 export function primaryKey(p: RoutePolicy, ctx: RequestContext, headers: IncomingHttpHeaders): string {
   const path = encodePathForUpstream(ctx.path);
   let key = `${ctx.query === '' ? path : `${path}?${ctx.query}`} ${ctx.plan!.host.toLowerCase()} ${p.routeId}`;
   for (const h of p.keyHeaders) key += ` ${h}=${encodeURIComponent(normalizeHeaderValue(headers[h]) ?? '')}`;
-  return `${key} ${p.isPublic ? '*' : ctx.identity === undefined ? 'anon' : identityScope(ctx.identity)}`;
+  return `${key} ${p.isPublic ? '*' : isUnverified(ctx) ? 'anon' : identityScope(ctx.identity!)}`;
 }
 
 /** Writes a stored response to the client, as the proxy would have (gateway headers, response stages). */
@@ -279,8 +284,9 @@ function onRequest(p: RoutePolicy, ctx: RequestContext): undefined | Promise<und
   const method = ctx.req.method!;
   if (!p.methods.has(method)) { ctx.responseTap = TAP_METHOD; return undefined; }
   const headers = ctx.req.headers;
-  // Credentials the gateway did not check: the upstream may answer per caller, which the key cannot tell apart.
-  if (!p.isPublic && ctx.identity === undefined && (headers.authorization !== undefined || headers.cookie !== undefined)) {
+  // Credentials the gateway did not check: the upstream may answer per caller, which the key cannot tell
+  // apart. The route's `anonymous` identity is no check either: every anonymous caller shares it.
+  if (!p.isPublic && isUnverified(ctx) && (headers.authorization !== undefined || headers.cookie !== undefined)) {
     ctx.responseTap = TAP_BYPASS;
     return undefined;
   }
