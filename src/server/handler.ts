@@ -28,13 +28,14 @@ type CtxResponse = ServerResponse & { [kCtx]?: RequestContext };
 
 // Request headers the gateway owns. Clients may not set them (spoofing, routing overrides), or they are
 // hop-by-hop (RFC 9110 7.6.1) and must not be forwarded. Value = what the scan does with them.
-const enum H { Host = 1, ContentLength, TransferEncoding, Connection, Drop, Xff, Forwarded, Upgrade, Via }
+const enum H { Host = 1, ContentLength, TransferEncoding, Connection, Drop, Xff, Forwarded, Upgrade, Via, Authorization }
 const HEADER_KIND = new Map<string, H>([
   ['host', H.Host],
   ['content-length', H.ContentLength],
   ['transfer-encoding', H.TransferEncoding],
   ['connection', H.Connection],
   ['upgrade', H.Upgrade],
+  ['authorization', H.Authorization],
   ['keep-alive', H.Drop], ['proxy-connection', H.Drop], ['te', H.Drop], ['trailer', H.Drop],
   ['proxy-authorization', H.Drop], ['proxy-authenticate', H.Drop],
   // `Expect: 100-continue` is answered by Node's server itself; undici refuses to send it.
@@ -107,7 +108,7 @@ export function prepare(rt: GatewayRuntime, ctx: RequestContext, req: IncomingMe
     const h = http2RequestHeaders(raw);
     if (h === undefined) { bad = 'Host and :authority differ'; raw = []; } else raw = h;
   }
-  let hostCount = 0, clCount = 0, teCount = 0;
+  let hostCount = 0, clCount = 0, teCount = 0, authCount = 0;
   const fwd: string[] = [];
   const reqIdHeader = rt.requestId.header;
   for (let i = 0; i < raw.length; i += 2) {
@@ -131,6 +132,7 @@ export function prepare(rt: GatewayRuntime, ctx: RequestContext, req: IncomingMe
       case H.Xff: xff = xff === undefined ? value : `${xff}, ${value}`; break;
       case H.Forwarded: forwarded = forwarded === undefined ? value : `${forwarded}, ${value}`; break;
       case H.Via: via = via === undefined ? value : `${via}, ${value}`; break;
+      case H.Authorization: authCount++; fwd.push(name, value); break;
       default: break;
     }
   }
@@ -158,6 +160,9 @@ export function prepare(rt: GatewayRuntime, ctx: RequestContext, req: IncomingMe
     if (teCount > 1 || te!.toLowerCase() !== 'chunked') return refuse(ctx, res, socket, reqIdHeader, 400, 'bad-transfer-encoding', 'only "Transfer-Encoding: chunked" is accepted', true);
   }
   if (clCount > 1) return refuse(ctx, res, socket, reqIdHeader, 400, 'ambiguous-length', 'duplicate Content-Length', true);
+  // A singleton (RFC 9110 11.6.2): Node's req.headers keeps the first copy, which the gateway would
+  // verify, while the upstream would receive both and might trust the other.
+  if (authCount > 1) return refuse(ctx, res, socket, reqIdHeader, 400, 'bad-header', 'duplicate Authorization header');
   if (clCount === 1 && !DIGITS.test(contentLength!)) return refuse(ctx, res, socket, reqIdHeader, 400, 'bad-content-length', 'invalid Content-Length', true);
   const method = req.method ?? 'GET';
   if (method === 'TRACE' || method === 'TRACK' || method === 'CONNECT') return refuse(ctx, res, socket, reqIdHeader, 405, 'method-not-allowed', `${method} is not allowed`);

@@ -5,6 +5,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPublicKey, randomBytes } from 'node:crypto';
 import { SignJWT, base64url, exportJWK, type JWTPayload, type JWTHeaderParameters } from 'jose';
+import { request } from 'undici';
 import { startGateway, config, get } from '../helpers/gateway.js';
 import { startScripted } from '../helpers/servers.js';
 import { startUpstream } from '../helpers/upstream.js';
@@ -91,6 +92,18 @@ test('legitimate: an RS256 token from the JWKS is accepted; identity and token g
 test('legitimate: an ES256 token from the same JWKS, and a token of a second issuer (static PEM) on the same route', async () => {
   await accepted(await token({}, {}, ec));
   await accepted(await signWith(pemKey, { iss: PEM_ISS, aud: AUD, sub: 'bob', exp: now() + 60 }));
+});
+
+test('attack: a valid token plus a second Authorization header is refused before any stage; the upstream sees neither', async () => {
+  const good = await token();
+  const seen = up.seen.length;
+  const r = await request(`${base}/api/orders`, { headers: ['authorization', `Bearer ${good}`, 'authorization', 'Bearer forged.by.attacker'] });
+  const text = await r.body.text();
+  assert.equal(r.statusCode, 400);
+  assert.equal((JSON.parse(text) as { type: string }).type, 'https://portcullis.dev/problems/bad-header');
+  assert.equal(up.seen.length, seen);
+  // the same token alone still passes
+  await accepted(good);
 });
 
 test('attack: alg "none" (unsigned token) is refused', async () => {
