@@ -316,3 +316,21 @@ test('https JWKS from a private CA: trusted with jwks.ca (file), refused without
     await new Promise<void>((r) => { srv.close(() => r()); srv.closeAllConnections(); });
   }
 });
+
+test('a static key that fails to import only fails ready(): nobody waiting (a reload abandoned first) is no unhandled rejection', async () => {
+  const ec = await newSigningKey('ES256', 'bad-point');
+  // a P-256 point that is not on the curve: passes the synchronous checks, refused by the import
+  const bad = { ...ec.publicJwk, y: ec.publicJwk.x } as JWK;
+  let unhandled: unknown;
+  const onUnhandled = (err: unknown): void => { unhandled = err; };
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    const keys = new IssuerKeys({ name: 'idp', config: { issuer: ISS, keys: [{ jwk: bad }], algorithms: ['ES256'], audiences: [AUD] }, baseDir: '.', logger: silentLogger });
+    await new Promise((r) => setTimeout(r, 50)); // the import settles; unhandled rejections are reported after it
+    assert.equal(unhandled, undefined);
+    await assert.rejects(keys.ready());
+    await keys.close();
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+});

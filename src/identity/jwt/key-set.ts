@@ -119,6 +119,9 @@ export class IssuerKeys implements Service {
       this.agent = idpAgent(j.ca, opts.baseDir);
       this.first = this.refresh();
     }
+    // ready() hands a failed import to whoever waits; nobody waiting (a reload abandoned before it) must
+    // not become an unhandled rejection that ends the process
+    this.first.catch(() => undefined);
   }
 
   /** Resolves once static keys are imported, or after the first remote fetch attempt (even a failed one). */
