@@ -22,6 +22,7 @@ export class MemoryState {
   private readonly expiry = new Map<string, number>();
   private cursor: IterableIterator<[string, number]> | undefined;
   private evictedLive = 0;
+  private evictedLiveRates = 0;
   /** rate-limit counters, swept and capped like `expiry` (insertion order = first use) */
   private readonly rates = new Map<string, RateEntry>();
   private rateCursor: IterableIterator<[string, RateEntry]> | undefined;
@@ -55,6 +56,9 @@ export class MemoryState {
       const check = checks[i]!;
       const e = this.rates.get(check[1]);
       const live = e !== undefined && e.exp > nowMs;
+      // Every use moves the key to the end: eviction at the cap takes the least recently used key, never
+      // a busy one (a route-wide limit, a refused client) that a flood of fresh keys would otherwise reset.
+      if (live) { this.rates.delete(check[1]); this.rates.set(check[1], e); }
       const o = i * DECISION_SIZE;
       decide(check, live ? e.a : -1, live ? e.b : 0, live ? e.c : 0, nowMs, d, o);
       if (d[o + D_ALLOWED] === 0) allowed = 0;
@@ -73,10 +77,16 @@ export class MemoryState {
         const key = checks[i]![1];
         const exp = nowMs + Math.max(1, d[o + D_TTL]!);
         const e = this.rates.get(key);
-        if (e !== undefined) { e.a = d[o + D_A]!; e.b = d[o + D_B]!; e.c = d[o + D_C]!; e.exp = exp; continue; }
+        if (e !== undefined) {
+          e.a = d[o + D_A]!; e.b = d[o + D_B]!; e.c = d[o + D_C]!; e.exp = exp;
+          continue;
+        }
         if (this.rates.size >= this.maxEntries) {
-          const oldest = this.rates.keys().next();
-          if (oldest.done !== true) this.rates.delete(oldest.value);
+          const oldest = this.rates.entries().next();
+          if (oldest.done !== true) {
+            if (oldest.value[1].exp > nowMs) this.evictedLiveRates++;
+            this.rates.delete(oldest.value[0]);
+          }
         }
         this.rates.set(key, { a: d[o + D_A]!, b: d[o + D_B]!, c: d[o + D_C]!, exp });
       }
@@ -84,8 +94,9 @@ export class MemoryState {
     return out;
   }
 
-  stats(): { entries: number; evictedLive: number } {
-    return { entries: this.expiry.size, evictedLive: this.evictedLive };
+  /** evictedLive: replay markers dropped at the cap while still valid; evictedLiveRates: the same for rate-limit keys */
+  stats(): { entries: number; evictedLive: number; evictedLiveRates: number } {
+    return { entries: this.expiry.size, evictedLive: this.evictedLive, evictedLiveRates: this.evictedLiveRates };
   }
 
   /** number of live-or-unswept rate-limit keys */

@@ -88,3 +88,17 @@ test('expired counters are swept as operations go by', () => {
   for (let i = 0; i < 50; i++) m.rateLimit([[ALG_FIXED, 'x', 100, 1_000, 1, 0]], T0 + 5_000);
   assert.equal(m.rateKeys(), 1);
 });
+
+test('at the key cap a flood of fresh client keys evicts idle keys, never a busy route-wide one (no reset by flooding)', () => {
+  const m = new MemoryState(4);
+  const route: RateCheck = [ALG_FIXED, 'route', 3, 60_000, 3, 0];
+  const perClient = (ip: string): RateCheck => [ALG_FIXED, `ip|${ip}`, 100, 60_000, 100, 0];
+  for (let i = 0; i < 3; i++) assert.equal(m.rateLimit([route], T0)[0], 1);
+  assert.equal(m.rateLimit([route], T0)[0], 0, 'route limit spent');
+  // the attacker rotates addresses (an IPv6 /64 has plenty); each fresh key would push out the oldest
+  for (let i = 0; i < 20; i++) {
+    m.rateLimit([perClient(`2001:db8::${i}`)], T0 + i);
+    assert.equal(m.rateLimit([route], T0 + i)[0], 0, `still spent after ${i + 1} fresh keys`);
+  }
+  assert.ok(m.stats().evictedLiveRates > 0, 'live evictions are counted');
+});
