@@ -89,6 +89,39 @@ test('index: store keys and consumers merge with configured ones; revocation and
   }
 });
 
+test('damaged rows: the gateway still starts, a key whose restriction cannot be read is not used, later changes still arrive', async () => {
+  const file = join(dir, 'damaged.db');
+  const writer = openSqliteKeyStore(file);
+  const { key: good, row: goodRow } = await newKey(writer, 'acme');
+  const { key: notJson, row: notJsonRow } = await newKey(writer, 'acme', { cidrs: ['10.0.0.0/8'] });
+  const { key: notList, row: notListRow } = await newKey(writer, 'acme', { cidrs: ['10.0.0.0/8'] });
+  await writer.createConsumer({ id: 'beta', roles: ['reader'] });
+  const raw = new Database(file);
+  // the cidr restriction of one key is not JSON, of another an object: neither may fall away (fail open)
+  raw.prepare('UPDATE api_keys SET cidrs = ? WHERE id = ?').run('["10.0.0.0/8"', notJsonRow.id);
+  raw.prepare('UPDATE api_keys SET cidrs = ? WHERE id = ?').run('{}', notListRow.id);
+  raw.prepare("UPDATE consumers SET roles = 'not json' WHERE id = 'beta'").run();
+  raw.close();
+  const cap = captureLogger();
+  const h = await identityEnv({ pepper: PEPPER, keyStore: { type: 'sqlite', path: file, refreshMs: 50 } }, { logger: cap.logger });
+  try {
+    const directory = apiKeyDirectory(h.env);
+    await h.ready();
+    assert.equal(directory.lookup(good)?.id, goodRow.id);
+    assert.equal(directory.lookup(notJson), undefined);
+    assert.equal(directory.lookup(notList), undefined);
+    assert.deepEqual(h.env.consumers.get('beta')?.roles, [], 'damaged roles count as none');
+    assert.ok(cap.lines.some((l) => l.keyId === notJsonRow.id && l.columns === 'cidrs'));
+    assert.ok(cap.lines.some((l) => l.consumer === 'beta' && l.columns === 'roles'));
+    // the damaged rows come back with every refresh; a revocation behind them still lands
+    await writer.revokeKey(goodRow.id);
+    await waitFor(() => directory.lookup(good)?.revoked, { timeoutMs: 1000, what: 'revocation past damaged rows' });
+  } finally {
+    await h.close();
+    await writer.close();
+  }
+});
+
 test('a failing store keeps the last loaded keys, logs (rate-limited) and catches up when it is back', async () => {
   const file = join(dir, 'failing.db');
   const writer = openSqliteKeyStore(file);

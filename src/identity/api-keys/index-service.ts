@@ -136,7 +136,10 @@ export class KeyStoreIndex implements Service {
     }
     for (const c of ch.consumers) {
       if (c.deletedAt !== null) this.consumers.delete(c.id);
-      else this.consumers.set(c.id, consumerOf(c));
+      else {
+        if (c.damaged !== undefined) this.logger.warn({ consumer: c.id, columns: c.damaged }, 'API key store: a consumer row has unreadable columns; they count as empty');
+        this.consumers.set(c.id, consumerOf(c));
+      }
     }
     for (const k of ch.keys) {
       const prev = this.keyHex.get(k.id);
@@ -144,7 +147,7 @@ export class KeyStoreIndex implements Service {
       const rec = storeKeyRecord(k);
       if (rec === undefined) {
         this.keyHex.delete(k.id);
-        this.logger.warn({ keyId: k.id }, 'API key store: a key row has an unreadable hash; the key cannot be used');
+        this.logger.warn({ keyId: k.id, ...(k.damaged !== undefined ? { columns: k.damaged } : {}) }, 'API key store: a key row is damaged (hash or a JSON column); the key cannot be used');
         continue;
       }
       const hex = hexOfHash(k.hash);

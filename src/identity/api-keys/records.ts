@@ -87,6 +87,7 @@ export function configKeyRecord(consumerId: string, k: ConfigApiKey): KeyRecord 
 
 /** From a store row. Never throws: a damaged row becomes a key that cannot be used. */
 export function storeKeyRecord(r: KeyRow): KeyRecord | undefined {
+  if (r.damaged !== undefined) return undefined;
   const digest = digestOfHash(r.hash);
   if (digest === undefined) return undefined;
   let cidrs: IpMatcher | undefined;

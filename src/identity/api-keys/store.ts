@@ -16,6 +16,8 @@ export interface ConsumerRow {
   /** soft delete, so readers see the change */
   readonly deletedAt: number | null;
   readonly revision: number;
+  /** set when a JSON column could not be read: the field became empty (fewer rights, never more) */
+  readonly damaged?: string;
 }
 
 export interface KeyRow {
@@ -34,6 +36,8 @@ export interface KeyRow {
   readonly revokedAt: number | null;
   readonly rotatedFrom: string | null;
   readonly revision: number;
+  /** set when a JSON column could not be read: the key is not used (a restriction must never fall away) */
+  readonly damaged?: string;
 }
 
 export interface ConsumerInput {
@@ -126,37 +130,69 @@ export interface SqlExecutor {
 
 const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : num(v));
-const json = <T>(v: unknown): T => (typeof v === 'string' ? (JSON.parse(v) as T) : (v as T));
-const jsonOrNull = <T>(v: unknown): T | null => (v === null || v === undefined ? null : json<T>(v));
+const DAMAGED = Symbol('damaged');
 
+/** A JSON column of a row (text in SQLite, jsonb in PostgreSQL); DAMAGED instead of throwing. */
+function jsonColumn(v: unknown): unknown {
+  if (typeof v !== 'string') return v;
+  try { return JSON.parse(v) as unknown; } catch { return DAMAGED; }
+}
+
+/** A string-list column: null stays null; anything but an array of strings is DAMAGED. */
+function listColumn(v: unknown): readonly string[] | null | typeof DAMAGED {
+  if (v === null || v === undefined) return null;
+  const x = jsonColumn(v);
+  return Array.isArray(x) && x.every((e) => typeof e === 'string') ? (x as string[]) : DAMAGED;
+}
+
+function metadataColumn(v: unknown): Readonly<Record<string, MetadataValue>> | typeof DAMAGED {
+  const x = jsonColumn(v);
+  if (typeof x !== 'object' || x === null || Array.isArray(x)) return DAMAGED;
+  return Object.values(x).every((e) => typeof e === 'string' || typeof e === 'number' || typeof e === 'boolean')
+    ? (x as Record<string, MetadataValue>)
+    : DAMAGED;
+}
+
+const damagedNames = (cols: Record<string, unknown>): string => Object.keys(cols).filter((k) => cols[k] === DAMAGED).join(',');
+
+/*
+ * Row mapping never throws: one damaged row must neither stop the gateway from starting nor block every
+ * later change (the same row would come back with each refresh). Damage is named in `damaged`.
+ */
 function consumerRow(r: Record<string, unknown>): ConsumerRow {
+  const roles = listColumn(r.roles), scopes = listColumn(r.scopes), metadata = metadataColumn(r.metadata);
+  const damaged = damagedNames({ roles, scopes, metadata });
   return {
     id: String(r.id),
-    roles: json<string[]>(r.roles),
-    scopes: json<string[]>(r.scopes),
-    metadata: json<Record<string, MetadataValue>>(r.metadata),
+    roles: roles === DAMAGED || roles === null ? [] : roles,
+    scopes: scopes === DAMAGED || scopes === null ? [] : scopes,
+    metadata: metadata === DAMAGED ? {} : metadata,
     createdAt: num(r.created_at),
     updatedAt: num(r.updated_at),
     deletedAt: numOrNull(r.deleted_at),
     revision: num(r.revision),
+    ...(damaged !== '' ? { damaged } : {}),
   };
 }
 
 function keyRow(r: Record<string, unknown>): KeyRow {
+  const scopes = listColumn(r.scopes), cidrs = listColumn(r.cidrs), origins = listColumn(r.origins);
+  const damaged = damagedNames({ scopes, cidrs, origins });
   return {
     id: String(r.id),
     consumerId: String(r.consumer_id),
     hash: String(r.hash),
     hint: String(r.hint),
-    scopes: jsonOrNull<string[]>(r.scopes),
-    cidrs: jsonOrNull<string[]>(r.cidrs),
-    origins: jsonOrNull<string[]>(r.origins),
+    scopes: scopes === DAMAGED ? [] : scopes,
+    cidrs: cidrs === DAMAGED ? [] : cidrs,
+    origins: origins === DAMAGED ? [] : origins,
     expiresAt: numOrNull(r.expires_at),
     enabled: r.enabled === true || r.enabled === 1,
     createdAt: num(r.created_at),
     revokedAt: numOrNull(r.revoked_at),
     rotatedFrom: r.rotated_from === null || r.rotated_from === undefined ? null : String(r.rotated_from),
     revision: num(r.revision),
+    ...(damaged !== '' ? { damaged } : {}),
   };
 }
 
