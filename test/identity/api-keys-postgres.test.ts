@@ -114,3 +114,22 @@ test('CLI round trip against PostgreSQL (--store postgres://...?schema=)', async
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /revoked 1 key\b/);
 });
+
+test('a query that never returns (table locked by another session) fails after the query timeout instead of hanging', async () => {
+  const store = await openPostgresKeyStore({ url: PG_URL, schema, queryTimeoutMs: 300 });
+  const locker = new pg.Client({ connectionString: PG_URL });
+  await locker.connect();
+  try {
+    await locker.query('BEGIN');
+    await locker.query(`LOCK TABLE ${schema}.api_keys IN ACCESS EXCLUSIVE MODE`);
+    const t0 = performance.now();
+    await assert.rejects(store.changesSince(0), /timeout/i);
+    assert.ok(performance.now() - t0 < 3_000);
+    await locker.query('ROLLBACK');
+    // the store works again once the lock is gone
+    assert.ok(((await store.changesSince(0))?.revision ?? 0) >= 0);
+  } finally {
+    await locker.end();
+    await store.close();
+  }
+});

@@ -6,6 +6,9 @@ import pg from 'pg';
 import { postgresMigrations } from './migrations.js';
 import { sqlKeyStore, type KeyStore, type SqlExecutor, type SqlTx } from './store.js';
 
+/** default for queryTimeoutMs: a failed query is retried on the index's next tick */
+const QUERY_TIMEOUT_MS = 10_000;
+
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]*$/;
 /** between attempts to re-establish a lost LISTEN connection */
 const RELISTEN_MS = 2000;
@@ -15,6 +18,8 @@ export interface PostgresStoreOptions {
   schema?: string;
   /** connection problems of the background LISTEN connection and idle pool clients (never thrown) */
   onError?: (err: Error) => void;
+  /** longest a query may take before it fails (default 10 s) */
+  queryTimeoutMs?: number;
 }
 
 /** `postgres://user:pw@host:5432/db?x` → `postgres://host:5432/db (schema s)`: no credentials in messages. */
@@ -36,7 +41,9 @@ export async function openPostgresKeyStore(opts: PostgresStoreOptions): Promise<
   const schema = opts.schema ?? 'portcullis';
   if (!SCHEMA_NAME.test(schema)) throw new Error(`invalid PostgreSQL schema name ${JSON.stringify(schema)} (lower-case letters, digits and _)`);
   const onError = opts.onError ?? (() => undefined);
-  const pool = new pg.Pool({ connectionString: opts.url, max: 2, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 5000 });
+  // query_timeout: a query that never returns (a hung server, a lost packet) must fail, or the index's
+  // refresh would wait forever and no later revocation would arrive; keepAlive notices dead peers.
+  const pool = new pg.Pool({ connectionString: opts.url, max: 2, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 5000, query_timeout: opts.queryTimeoutMs ?? QUERY_TIMEOUT_MS, keepAlive: true });
   // An idle client losing its connection emits here; without a listener it would crash the process.
   pool.on('error', onError);
   try {
@@ -146,7 +153,7 @@ class PostgresExecutor implements SqlExecutor {
     if (this.closed || this.listening) return;
     this.lastListenAttempt = Date.now();
     this.listening = true;
-    const c = new pg.Client({ connectionString: this.url });
+    const c = new pg.Client({ connectionString: this.url, connectionTimeoutMillis: 5000, keepAlive: true });
     this.listener = c;
     const lost = (err?: Error): void => {
       if (this.listener !== c) return;
