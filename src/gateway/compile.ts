@@ -20,7 +20,7 @@ import { ServicePool, serviceKey, type ServiceScope } from './services.js';
 import { SecurityEventBus } from '../observability/security-events.js';
 import { createStateStore } from '../state/index.js';
 import { compileLoadShedding } from '../stages/concurrency/overload.js';
-import { DEFAULT_ATTESTATION_HEADER } from '../stages/attestation/attestation.js';
+import { credentialNames } from '../config/credentials.js';
 import { createConsumerDirectory } from '../identity/consumers.js';
 import type { IdentityEnv } from '../identity/env.js';
 import type { Logger } from '../observability/logger.js';
@@ -115,21 +115,6 @@ export function compileGateway(cfg: GatewayConfig, opts: CompileOptions): Gatewa
     overload: compileLoadShedding(cfg.overload?.loadShedding, services, opts.logger),
     inflight: { count: 0, onIdle: undefined },
   };
-}
-
-/** Header and query parameter names that carry credentials on some route: always redacted in the access log. */
-function credentialNames(routes: readonly RouteConfig[]): { headers: string[]; query: string[] } {
-  const headers: string[] = [];
-  const query: string[] = [];
-  for (const r of routes) {
-    if (r.attestation !== undefined) headers.push(r.attestation.header ?? DEFAULT_ATTESTATION_HEADER);
-    for (const m of r.authentication?.methods ?? []) {
-      if (!('apiKey' in m)) continue;
-      if (typeof m.apiKey.header === 'string') headers.push(m.apiKey.header);
-      if (m.apiKey.queryParam !== undefined) query.push(m.apiKey.queryParam);
-    }
-  }
-  return { headers, query };
 }
 
 /** Identity headers only the gateway may send upstream: clientCert.forwardHeader and authentication.forward names. */

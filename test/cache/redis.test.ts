@@ -119,3 +119,24 @@ test('Redis unreachable: every request is a miss served by the upstream, quickly
     await gw.close(0);
   }
 });
+
+test('credential headers never reach Redis: not in lookups, and a response that varies on one is not stored', async () => {
+  const store = cacheStoresOf(gw1.runtime.services)[0] as RedisCacheStore;
+  const sent: string[] = [];
+  const orig = store.client.sendCommand.bind(store.client);
+  store.client.sendCommand = ((cmd: Parameters<typeof orig>[0], ...rest: unknown[]) => {
+    sent.push(...cmd.args.map(String));
+    return (orig as (...a: unknown[]) => unknown)(cmd, ...rest);
+  }) as typeof store.client.sendCommand;
+  try {
+    const r = await get(`${base1}/me/secret?${CC}`, { headers: { 'x-api-key': keyA, dpop: 'proof-value-123', 'accept-language': 'en' } });
+    assert.equal(r.status, 200);
+    assert.ok(sent.includes('accept-language'), 'ordinary headers are sent (the script picks the Vary ones)');
+    assert.ok(!sent.some((a) => a.includes(keyA) || a.includes('proof-value-123')), 'no credential in any Redis command');
+    const varying = await get(`${base1}/pub/vary-key?${CC}&vary=X-API-Key`, { headers: { 'x-api-key': keyB } });
+    assert.equal(status(varying), 'portcullis; fwd=uri-miss');
+    assert.ok(!sent.some((a) => a.includes(keyB)));
+  } finally {
+    store.client.sendCommand = orig;
+  }
+});

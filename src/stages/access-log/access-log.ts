@@ -1,6 +1,7 @@
 // Access log stage: one JSON line per exchange via pino, written when the response is over.
 // Secrets never reach the log: we log a fixed set of fields, never whole header maps, and the few
 // headers/query parameters an operator asks for pass through redaction compiled at load time.
+import { ALWAYS_SECRET_HEADERS, type CredentialNames } from '../../config/credentials.js';
 import { pino } from 'pino';
 import type { Static } from '@sinclair/typebox';
 import { AccessLogSchema } from '../../config/schema.js';
@@ -10,7 +11,6 @@ export const schema = AccessLogSchema;
 export type AccessLogConfig = Static<typeof AccessLogSchema>;
 
 /** Always redacted, whatever the config says. */
-export const ALWAYS_SECRET_HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key', 'dpop'];
 export const DEFAULT_SECRET_QUERY = ['token', 'access_token', 'id_token', 'refresh_token', 'api_key', 'apikey', 'key', 'password', 'passwd', 'secret', 'client_secret', 'code', 'signature', 'sig'];
 const REDACTED = '[REDACTED]';
 
@@ -39,7 +39,7 @@ const FLUSH_MS = 250;
  * `credentials`: header and query parameter names that carry credentials on some route (API key headers
  * and parameters, attestation headers), redacted whatever the config says.
  */
-export function compile(cfg: AccessLogConfig | undefined, credentials: { headers: readonly string[]; query: readonly string[] } = { headers: [], query: [] }): AccessLogger | undefined {
+export function compile(cfg: AccessLogConfig | undefined, credentials: CredentialNames = { headers: [], query: [] }): AccessLogger | undefined {
   if (cfg?.enabled === false) return undefined;
   const destination = cfg?.destination ?? 'stdout';
   const isFile = destination !== 'stdout' && destination !== 'stderr';

@@ -20,11 +20,9 @@ import type { Rejection, StageModule, StageOutcome } from '../../pipeline/types.
 import type { RequestContext } from '../../pipeline/context.js';
 import { singleHeaderValue } from '../../pipeline/header-list.js';
 import { serviceKey } from '../../gateway/services.js';
-import { AttestationSchema, type AttestationConfig } from './schema.js';
+import { AttestationSchema, DEFAULT_ATTESTATION_HEADER, type AttestationConfig } from './schema.js';
 import { AttestationVerifier, MALFORMED, type AttestationVerdict } from './verifier.js';
 
-/** Default header carrying the token (Approov apps send `Approov-Token`: set `header: Approov-Token`). */
-export const DEFAULT_ATTESTATION_HEADER = 'Attestation-Token';
 
 const REQUIRED: Rejection = Object.freeze({ status: 401, code: 'attestation-required', detail: 'a valid app attestation token is required' });
 const INVALID: Rejection = Object.freeze({ status: 401, code: 'attestation-invalid', detail: 'the app attestation token is not valid' });

@@ -12,7 +12,9 @@ import { serviceKey } from '../../gateway/services.js';
 import { CacheSchema, DEFAULT_CACHEABLE_STATUS, DEFAULT_COALESCE_WAIT_MS, DEFAULT_MAX_OBJECT_BYTES, type CacheConfig, type CacheGlobalConfig } from './schema.js';
 import { CachedResponse, httpDate, normalizeHeaderValue, parseCacheControl, variantOf } from './entry.js';
 import { MemoryCacheStore, registerCacheStore, type CacheStore } from './store.js';
-import { RedisCacheStore, NEVER_SENT } from './redis-store.js';
+import { RedisCacheStore } from './redis-store.js';
+import { secretRequestHeaders } from '../../config/credentials.js';
+import type { RouteConfig } from '../../config/schema.js';
 import { trackStore } from './cluster.js';
 
 export const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
@@ -53,6 +55,8 @@ interface RoutePolicy {
   readonly coalesce: boolean;
   readonly coalesceWaitMs: number;
   readonly statusHeader: string;
+  /** credential headers of this configuration: never sent to a shared store, never a Vary that may be stored */
+  readonly secretHeaders: ReadonlySet<string>;
   /** misses in flight per primary key (coalescing) */
   readonly inflight: Map<string, Group>;
 }
@@ -125,7 +129,7 @@ class MissTap implements ResponseTap {
     if (d.noStore || d.noCache) return;
     // `private`: not for a shared cache. A per-identity key makes the cache private to the caller.
     if (d.private && p.isPublic) return;
-    const varyList = varyNames(vary);
+    const varyList = varyNames(vary, p.secretHeaders);
     if (varyList === undefined) return;
     const now = Date.now();
     const dateMs = httpDate(date);
@@ -180,14 +184,14 @@ class MissTap implements ResponseTap {
 }
 
 /** The Vary list as comma-joined lower-case names ('' = none), or undefined when it forbids storing. */
-function varyNames(v: string | string[] | number | undefined): string | undefined {
+function varyNames(v: string | string[] | number | undefined, secret: ReadonlySet<string>): string | undefined {
   if (v === undefined) return '';
   const names: string[] = [];
   for (const part of (Array.isArray(v) ? v.join(',') : String(v)).split(',')) {
     const n = part.trim().toLowerCase();
     if (n === '') continue;
     // `*`: never matches. Credentials and cookies: only the identity may select a response.
-    if (n === '*' || NEVER_SENT.has(n)) return undefined;
+    if (n === '*' || secret.has(n)) return undefined;
     if (!names.includes(n)) names.push(n);
   }
   return names.join(',');
@@ -266,7 +270,7 @@ function follow(p: RoutePolicy, ctx: RequestContext, primary: string, g: Group):
   return new Promise<void>((resolve) => { g.waiters.push(resolve); }).then(() => {
     if (ctx.res.destroyed) return undefined;
     const now = Date.now();
-    const r = p.store.lookup(primary, ctx.req.headers, now);
+    const r = p.store.lookup(primary, ctx.req.headers, now, p.secretHeaders);
     if (r instanceof Promise) return r.then((e) => afterLookup(p, ctx, primary, e, now, false));
     return afterLookup(p, ctx, primary, r, now, false);
   });
@@ -301,9 +305,17 @@ function onRequest(p: RoutePolicy, ctx: RequestContext): undefined | Promise<und
   const primary = primaryKey(p, ctx, headers);
   if (refresh) return miss(p, ctx, primary, false, true);
   const now = Date.now();
-  const r = p.store.lookup(primary, headers, now);
+  const r = p.store.lookup(primary, headers, now, p.secretHeaders);
   if (r instanceof Promise) return r.then((e) => afterLookup(p, ctx, primary, e, now, true));
   return afterLookup(p, ctx, primary, r, now, true);
+}
+
+const secretHeadersByConfig = new WeakMap<readonly RouteConfig[], ReadonlySet<string>>();
+/** Once per configuration, shared by its cached routes. */
+function secretHeadersOf(routes: readonly RouteConfig[]): ReadonlySet<string> {
+  let s = secretHeadersByConfig.get(routes);
+  if (s === undefined) secretHeadersByConfig.set(routes, (s = secretRequestHeaders(routes)));
+  return s;
 }
 
 function storeFor(g: CacheGlobalConfig, env: CompileEnv): CacheStore {
@@ -341,6 +353,7 @@ export function compileCache(cfg: CacheConfig, env: CompileEnv): CompiledStage {
     coalesce: cfg.coalesce ?? true,
     coalesceWaitMs: cfg.coalesceWaitMs ?? DEFAULT_COALESCE_WAIT_MS,
     statusHeader,
+    secretHeaders: secretHeadersOf(env.config.routes),
     inflight: new Map(),
   };
   return {

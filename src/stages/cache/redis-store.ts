@@ -47,8 +47,6 @@ type CacheRedis = Redis & {
 
 const ERROR_LOG_INTERVAL_MS = 10_000;
 const READY_WAIT_MS = 500;
-/** request headers never sent to Redis as lookup arguments (secrets; responses varying on them are not stored) */
-export const NEVER_SENT = new Set(['authorization', 'cookie', 'proxy-authorization']);
 
 export class RedisCacheStore implements CacheStore {
   readonly kind = 'redis' as const;
@@ -91,10 +89,11 @@ export class RedisCacheStore implements CacheStore {
     try { await this.client.quit(); } catch { this.client.disconnect(); }
   }
 
-  async lookup(primary: string, headers: IncomingHttpHeaders, now: number): Promise<CachedResponse | undefined> {
+  /** Sends the request's headers (the script picks the stored Vary ones), except the credential headers. */
+  async lookup(primary: string, headers: IncomingHttpHeaders, now: number, secret: ReadonlySet<string>): Promise<CachedResponse | undefined> {
     const args: string[] = [];
     for (const name in headers) {
-      if (NEVER_SENT.has(name)) continue;
+      if (secret.has(name)) continue;
       const v = normalizeHeaderValue(headers[name]);
       if (v !== undefined) args.push(name, v);
     }

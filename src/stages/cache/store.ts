@@ -11,9 +11,10 @@ export interface CacheStore extends Service {
   readonly kind: 'memory' | 'redis';
   /**
    * The fresh response stored under `primary` for this request's Vary variant, if any. The memory store
-   * answers synchronously; Redis returns a promise (and resolves undefined when Redis fails).
+   * answers synchronously; Redis returns a promise (and resolves undefined when Redis fails). Headers in
+   * `secret` never leave the process (no stored response varies on them).
    */
-  lookup(primary: string, headers: IncomingHttpHeaders, now: number): CachedResponse | undefined | Promise<CachedResponse | undefined>;
+  lookup(primary: string, headers: IncomingHttpHeaders, now: number, secret: ReadonlySet<string>): CachedResponse | undefined | Promise<CachedResponse | undefined>;
   /** Stores `entry` for the variant `variant` of `primary` under the Vary list `vary` (comma-joined names, '' = none). Never throws. */
   store(primary: string, vary: string, variant: string, entry: CachedResponse): void;
   /** Removes the entries with this exact primary key (all variants), or whose key starts with the prefix. Resolves the number removed. */

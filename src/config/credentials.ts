@@ -1,0 +1,34 @@
+// Where a configuration lets credentials travel: header and query parameter names that must never be
+// logged (access log) nor leave the gateway for anything but the upstream (the Redis response cache).
+// Computed once per configuration.
+import type { RouteConfig } from './schema.js';
+import { DEFAULT_ATTESTATION_HEADER } from '../stages/attestation/schema.js';
+
+/** Request headers that carry a secret whatever the configuration says (lower case). */
+export const ALWAYS_SECRET_HEADERS: readonly string[] = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key', 'dpop'];
+
+export interface CredentialNames {
+  /** header names (as configured) of API keys and attestation tokens on some route */
+  readonly headers: readonly string[];
+  /** query parameter names of API keys on some route */
+  readonly query: readonly string[];
+}
+
+export function credentialNames(routes: readonly RouteConfig[]): CredentialNames {
+  const headers: string[] = [];
+  const query: string[] = [];
+  for (const r of routes) {
+    if (r.attestation !== undefined) headers.push(r.attestation.header ?? DEFAULT_ATTESTATION_HEADER);
+    for (const m of r.authentication?.methods ?? []) {
+      if (!('apiKey' in m)) continue;
+      if (typeof m.apiKey.header === 'string') headers.push(m.apiKey.header);
+      if (m.apiKey.queryParam !== undefined) query.push(m.apiKey.queryParam);
+    }
+  }
+  return { headers, query };
+}
+
+/** ALWAYS_SECRET_HEADERS plus every credential header of the routes, lower case. */
+export function secretRequestHeaders(routes: readonly RouteConfig[], extra: readonly string[] = []): ReadonlySet<string> {
+  return new Set([...ALWAYS_SECRET_HEADERS, ...credentialNames(routes).headers, ...extra].map((h) => h.toLowerCase()));
+}
