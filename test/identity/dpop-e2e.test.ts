@@ -64,6 +64,8 @@ test('in process: a proof is accepted once; a replay, another URL or another met
     assert.equal(replay.status, 401);
     assert.match(String(replay.headers['www-authenticate']), /^DPoP .*error="invalid_dpop_proof"/);
     assert.match(String(replay.headers['www-authenticate']), /error_description="the DPoP proof was already used"/);
+    // only the scheme the client used carries the error: invalid_dpop_proof is no Bearer error
+    assert.match(String(replay.headers['www-authenticate']), /, Bearer$/);
 
     const otherUrl = await get(url, { headers: dpopHeaders(await proof('GET', `${g.base}/api/other`)) });
     assert.equal(otherUrl.status, 401);

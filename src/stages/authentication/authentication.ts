@@ -78,10 +78,13 @@ export function compileAuthentication(cfg: AuthenticationConfig, methods: readon
       emit(events, ctx, routeId, m.kind, f.reason, f.consumer, f.credentialId);
       const headers: Record<string, string> = {};
       if (f.status === 401) {
-        // The failing method's schemes carry the error; the route's other schemes are offered plainly.
+        // The failing scheme (or, if the method cannot tell, its schemes) carries the error; the route's
+        // other schemes are offered plainly.
         const params = { ...(f.error !== undefined ? { error: f.error } : {}), ...(f.description !== undefined ? { error_description: f.description } : {}), ...(algs !== undefined ? { algs } : {}) };
-        const own = wwwAuthenticate(m.challengeSchemes, realm, params);
-        const others = schemes.filter((s) => !m.challengeSchemes.includes(s));
+        // (RFC 6750 / RFC 9449: `invalid_dpop_proof` is a DPoP error, not a Bearer one)
+        const failing = f.scheme !== undefined ? [f.scheme] : m.challengeSchemes;
+        const own = wwwAuthenticate(failing, realm, params);
+        const others = schemes.filter((s) => !failing.includes(s));
         headers['www-authenticate'] = others.length > 0 ? `${own}, ${wwwAuthenticate(others, realm, algs !== undefined ? { algs } : {})}` : own;
       } else if (f.status === 503) {
         headers['retry-after'] = '1';

@@ -73,6 +73,11 @@ export function hasAccessTokenParam(query: string): boolean {
 
 const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set(['authorization', 'dpop']);
 
+/** A failure names the scheme the client used, so only that scheme's challenge carries the error. */
+const tagScheme = (name: string) => (x: AuthOutcome): AuthOutcome => (x.ok ? x : { ...x, scheme: name });
+const TAG_BEARER = tagScheme('Bearer');
+const TAG_DPOP = tagScheme('DPoP');
+
 /** The auth-schemes a jwt method answers with (also what authorization challenges name). */
 export function jwtChallengeSchemes(dpop: 'off' | 'allowed' | 'required'): readonly string[] {
   return dpop === 'off' ? ['Bearer'] : dpop === 'required' ? ['DPoP'] : ['DPoP', 'Bearer'];
@@ -118,9 +123,10 @@ export function compileJwtMethod(cfg: JwtMethodConfig, env: IdentityEnv, opts: V
       if (scheme === DPOP && dpop === undefined) return DPOP_OFF;
       const token = tokenAfterScheme(h!, scheme === BEARER ? 6 : 4);
       if (token === undefined) return MALFORMED_AUTHORIZATION;
+      const tag = scheme === DPOP ? TAG_DPOP : TAG_BEARER;
       const r = verifier.verify(token);
-      if (r instanceof Promise) return r.then((v) => bind(ctx, scheme, token, v));
-      return bind(ctx, scheme, token, r);
+      const out = r instanceof Promise ? r.then((v) => bind(ctx, scheme, token, v)) : bind(ctx, scheme, token, r);
+      return out instanceof Promise ? out.then(tag) : out.ok ? out : tag(out);
     },
 
     hideCredentials(ctx) {

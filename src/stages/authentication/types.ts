@@ -17,6 +17,8 @@ export interface AuthFailure {
   readonly consumer?: string;
   /** key id or issuer name, never the credential */
   readonly credentialId?: string;
+  /** the auth-scheme the client used (e.g. 'DPoP'), when the method answers with several: only it carries the error */
+  readonly scheme?: string;
 }
 
 export type AuthOutcome = { readonly ok: true; readonly identity: Identity } | AuthFailure;
