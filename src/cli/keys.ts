@@ -28,6 +28,33 @@ const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})
 export const KEYS_SUBCOMMANDS = ['create', 'list', 'show', 'rotate', 'revoke', 'enable', 'disable', 'hash', 'generate'] as const;
 export const CONSUMERS_SUBCOMMANDS = ['create', 'update', 'list', 'show', 'delete'] as const;
 
+/** Options each subcommand uses besides -c/--store/--json. Any other is an error, never silently ignored
+ * (`keys rotate --scopes read` must not look as if it narrowed the new key). */
+const KEYS_OPTIONS: Readonly<Record<(typeof KEYS_SUBCOMMANDS)[number], readonly string[]>> = {
+  create: ['consumer', 'scopes', 'cidr', 'origin', 'expires', 'disabled'],
+  list: ['consumer'],
+  show: [], revoke: [], enable: [], disable: [], hash: [], generate: [],
+  rotate: ['overlap', 'expires'],
+};
+const CONSUMERS_OPTIONS: Readonly<Record<(typeof CONSUMERS_SUBCOMMANDS)[number], readonly string[]>> = {
+  create: ['roles', 'scopes', 'metadata'], update: ['roles', 'scopes', 'metadata'], list: [], show: [], delete: [],
+};
+const COMMON_OPTIONS: readonly string[] = ['config', 'store', 'json'];
+
+function rejectUnusedOptions(values: OptionValues, allowed: readonly string[], command: string, sub: string): void {
+  for (const name of Object.keys(values)) {
+    if (values[name] === undefined || COMMON_OPTIONS.includes(name) || allowed.includes(name)) continue;
+    const hint = rotateHint(command, sub, name);
+    throw usage(`--${name} does not apply to ${command} ${sub}${hint}`, command);
+  }
+}
+
+function rotateHint(command: string, sub: string, name: string): string {
+  return command === 'keys' && sub === 'rotate' && (name === 'scopes' || name === 'cidr' || name === 'origin')
+    ? ' (a rotated key keeps the old key\'s restrictions; create a new key to change them)'
+    : '';
+}
+
 const usage = (msg: string, command: string): UsageError => new UsageError(msg, `${PROGRAM} ${command} --help`);
 
 /** `90s`, `15m`, `12h`, `30d`, `2w` (or `0`) → milliseconds. */
@@ -230,6 +257,7 @@ export async function runKeys(values: OptionValues, positionals: readonly string
   const [sub, arg] = positionals;
   if (sub === undefined) throw usage(`missing subcommand (${KEYS_SUBCOMMANDS.join(', ')})`, command);
   if (!(KEYS_SUBCOMMANDS as readonly string[]).includes(sub)) throw usage(`unknown subcommand ${JSON.stringify(sub)} (${KEYS_SUBCOMMANDS.join(', ')})`, command);
+  rejectUnusedOptions(values, KEYS_OPTIONS[sub as keyof typeof KEYS_OPTIONS], command, sub);
   const takesId = sub === 'show' || sub === 'rotate' || sub === 'revoke' || sub === 'enable' || sub === 'disable';
   if (takesId && arg === undefined) throw usage(`keys ${sub} needs a KEY_ID`, command);
   if (!takesId && arg !== undefined) throw usage(`unexpected argument ${JSON.stringify(arg)}`, command);
@@ -343,6 +371,7 @@ export async function runConsumers(values: OptionValues, positionals: readonly s
   const [sub, arg] = positionals;
   if (sub === undefined) throw usage(`missing subcommand (${CONSUMERS_SUBCOMMANDS.join(', ')})`, command);
   if (!(CONSUMERS_SUBCOMMANDS as readonly string[]).includes(sub)) throw usage(`unknown subcommand ${JSON.stringify(sub)} (${CONSUMERS_SUBCOMMANDS.join(', ')})`, command);
+  rejectUnusedOptions(values, CONSUMERS_OPTIONS[sub as keyof typeof CONSUMERS_OPTIONS], command, sub);
   if (sub === 'list' && arg !== undefined) throw usage(`unexpected argument ${JSON.stringify(arg)}`, command);
   const json = values.json === true;
   const id = sub === 'list' ? '' : consumerId(arg, command);

@@ -253,3 +253,18 @@ identity: { pepper: "\${MY_PEPPER}", keyStore: { type: sqlite, path: ./data/keys
   assert.equal(all.split('hmac-sha256:').length - 1, 2, 'only `keys hash` and `keys generate` print a hash');
   assert.ok(!all.includes(hexes[1]!));
 });
+
+test('CLI: an option a subcommand does not use is an error, never silently ignored (rotate cannot narrow a key)', async () => {
+  const store = `sqlite:${join(dir, 'cli-options.db')}`;
+  const created = await runCli(['keys', 'create', '--consumer', 'acme', '--scopes', 'read,write', '--store', store]);
+  assert.equal(created.code, 0, created.stderr);
+  const id = keyIdFromOutput(created.stdout);
+  const narrowed = await runCli(['keys', 'rotate', id, '--scopes', 'read', '--cidr', '10.0.0.0/8', '--store', store]);
+  assert.equal(narrowed.code, 2);
+  assert.match(narrowed.stderr, /--scopes does not apply to keys rotate \(a rotated key keeps the old key's restrictions/);
+  assert.equal((await runCli(['consumers', 'list', '--roles', 'x', '--store', store])).code, 2);
+  // the options a subcommand does use still work
+  const rotated = await runCli(['keys', 'rotate', id, '--overlap', '1h', '--store', store, '--json']);
+  assert.equal(rotated.code, 0, rotated.stderr);
+  assert.deepEqual((JSON.parse(rotated.stdout) as { scopes: string[] }).scopes, ['read', 'write']);
+});
