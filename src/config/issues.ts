@@ -271,8 +271,19 @@ function convert(errors: readonly ErrorObject[], data: unknown): RawIssue[] {
       list.push(e);
       byBranch.set(branch, list);
     }
-    const plausible = [...byBranch.values()].filter((list) =>
-      !list.some((e) => e.instancePath === u.instancePath && SHAPE_KEYWORDS.has(e.keyword)));
+    const branches = [...byBranch.values()];
+    // A discriminated union (`type: redis`): the branch whose discriminator matched is meant, even with a
+    // required key missing ("state: missing url", not "state.type must be memory"); none matched: the
+    // union's own message (with a suggestion for the discriminator).
+    const isChild = (e: ErrorObject): boolean => e.instancePath.startsWith(`${u.instancePath}/`) && !e.instancePath.slice(u.instancePath.length + 1).includes('/');
+    // discriminator keys: properties every alternative pins to a constant (`type` of `state:`)
+    const alts = Array.isArray(u.schema) ? u.schema.map(asSchema) : [];
+    const pinned = (a: ReturnType<typeof asSchema>): string[] => (isObj(a.properties) ? Object.entries(a.properties).filter(([, v]) => isObj(v) && 'const' in v).map(([k]) => k) : []);
+    const discKeys = alts.length > 0 ? pinned(alts[0]!).filter((k) => alts.every((a) => pinned(a).includes(k))) : [];
+    const discriminator = (e: ErrorObject): boolean => e.keyword === 'const' && isChild(e) && discKeys.includes(e.instancePath.slice(u.instancePath.length + 1));
+    const plausible = branches.some((list) => list.some(discriminator))
+      ? branches.filter((list) => !list.some(discriminator))
+      : branches.filter((list) => !list.some((e) => e.instancePath === u.instancePath && SHAPE_KEYWORDS.has(e.keyword)));
     const only = plausible.length === 1 ? plausible[0] : undefined;
     replacement.set(u, only ? convert(only, data) : [unionMessage(u, data)]);
   }

@@ -69,6 +69,17 @@ describe('loadConfigText: valid input', () => {
     const bad = validateConfig({ listeners: [{ name: 'a', port: 0 }], routes: [{ id: 'r', match: {} }] });
     assert.deepEqual(errorsOf(bad).map((e) => e.path), ['routes[0]']);
   });
+
+  it('a discriminated union (state.type) reports the chosen branch\'s problem, not "type must be" another', () => {
+    const base = { listeners: [{ name: 'a', port: 0 }], routes: [{ id: 'r', match: {}, respond: { status: 204 } }] };
+    const missingUrl = validateConfig({ ...base, state: { type: 'redis' } });
+    assert.deepEqual(errorsOf(missingUrl).map((e) => [e.path, e.message]), [['state', 'missing required key "url"']]);
+    const strayKey = validateConfig({ ...base, state: { type: 'memory', url: 'redis://x' } });
+    assert.deepEqual(errorsOf(strayKey).map((e) => e.path), ['state.url']);
+    // no branch matches the discriminator: the union's own message, listing the alternatives
+    const typo = validateConfig({ ...base, state: { type: 'rediss' } });
+    assert.match(errorsOf(typo)[0]!.message, /^must be one of \{type: "memory"\}, \{type: "redis", url/);
+  });
 });
 
 describe('loadConfigText: schema errors', () => {

@@ -30,8 +30,17 @@ test('parseRedisNodeUrl: host, default port, credentials, TLS and IPv6 brackets'
   assert.equal(parseRedisNodeUrl('http://cache.internal:6379'), undefined);
 });
 
-test('a Redis response cache with a redis-cluster state needs its own caching.redis.url', () => {
+test('a Redis response cache needs an endpoint: its own URL or a single-endpoint redis state', () => {
+  const cached: Partial<GatewayConfig> = { routes: [{ id: 'root', match: { pathPrefix: '/' }, upstream: 'demo', cache: {} }] };
   const cluster = { type: 'redis-cluster' as const, nodes: ['redis://10.0.0.1:7000'] };
-  assert.deepEqual(errors(withState(cluster, { caching: { store: 'redis' } })).map(([p]) => p), ['caching.redis.url']);
-  assert.deepEqual(errors(withState(cluster, { caching: { store: 'redis', redis: { url: 'redis://10.0.0.9:6379' } } })), []);
+  assert.deepEqual(errors(withState(cluster, { ...cached, caching: { store: 'redis' } })).map(([p]) => p), ['caching.redis.url']);
+  assert.deepEqual(errors(withState(undefined, { ...cached, caching: { store: 'redis' } })).map(([p]) => p), ['caching.redis.url']);
+  assert.deepEqual(errors(withState(cluster, { ...cached, caching: { store: 'redis', redis: { url: 'redis://10.0.0.9:6379' } } })), []);
+  assert.deepEqual(errors(withState({ type: 'redis', url: 'redis://10.0.0.9:6379/0' }, { ...cached, caching: { store: 'redis' } })), []);
+});
+
+test('state.url and caching.redis.url are checked like the seeds', () => {
+  const bad = errors(withState({ type: 'redis', url: 'redis://:hunter2@[bad' }, { caching: { redis: { url: 'redis://:pw@' } } }));
+  assert.deepEqual(bad.map(([p]) => p), ['state.url', 'caching.redis.url']);
+  assert.ok(bad.every(([, m]) => !m.includes('hunter2')));
 });

@@ -7,15 +7,23 @@ import { parseRedisNodeUrl } from './redis-url.js';
 
 export function stateIssues(cfg: GatewayConfig): SemanticIssue[] {
   const out: SemanticIssue[] = [];
+  // never the URL itself in a message: it may carry a password
+  const badUrl = (path: (string | number)[], url: string | undefined): void => {
+    if (url !== undefined && parseRedisNodeUrl(url) === undefined) out.push({ path: formatPath(path), message: 'not a valid redis:// URL (redis://[user:password@]host:port[/db])', severity: 'error' });
+  };
   const state = cfg.state;
-  if (state?.type === 'redis-cluster') {
-    state.nodes.forEach((url, i) => {
-      // never the URL itself in the message: it may carry a password
-      if (parseRedisNodeUrl(url) === undefined) out.push({ path: formatPath(['state', 'nodes', i]), message: 'not a valid redis:// URL (redis://[user:password@]host:port)', severity: 'error' });
+  if (state?.type === 'redis') badUrl(['state', 'url'], state.url);
+  if (state?.type === 'redis-cluster') state.nodes.forEach((url, i) => badUrl(['state', 'nodes', i], url));
+  const caching = cfg.caching;
+  badUrl(['caching', 'redis', 'url'], caching?.redis?.url);
+  if (caching?.store === 'redis' && caching.redis?.url === undefined && state?.type !== 'redis' && cfg.routes.some((r) => r.cache !== undefined)) {
+    out.push({
+      path: formatPath(['caching', 'redis', 'url']),
+      message: state?.type === 'redis-cluster'
+        ? 'caching.store is redis and state is a Redis Cluster: the response cache needs a single Redis endpoint here'
+        : 'caching.store is redis but neither caching.redis.url nor a redis `state:` block gives a URL',
+      severity: 'error',
     });
-    if (cfg.caching?.store === 'redis' && cfg.caching.redis?.url === undefined) {
-      out.push({ path: formatPath(['caching', 'redis', 'url']), message: 'caching.store is redis and state is a Redis Cluster: the response cache needs a single Redis endpoint here', severity: 'error' });
-    }
   }
   return out;
 }
