@@ -48,11 +48,36 @@ function counter(): Counter<'type' | 'reason' | 'route'> {
   return eventsCounter;
 }
 
-/** The standard subscribers: one warn-level `security` log line and a Prometheus counter per event. */
-export function attachDefaultSubscribers(bus: SecurityEventBus, logger: Logger): () => void {
+/** Log lines per (type, reason, route) per window; the rest are counted and reported with the next line. */
+export const SECURITY_LOG_BURST = 20;
+export const SECURITY_LOG_WINDOW_MS = 10_000;
+
+interface LogWindow { start: number; logged: number; suppressed: number }
+
+/**
+ * The standard subscribers: a Prometheus counter for every event, and a warn-level `security` log line,
+ * at most SECURITY_LOG_BURST per (type, reason, route) per 10 s. A flood of refusals (what rate limits
+ * and bulkheads exist for) must not become a flood of synchronous log writes; the next line logged for
+ * that key carries `suppressed`, and the counter still sees every event. The key set is bounded: types
+ * and reasons are code constants, routes come from the configuration.
+ */
+export function attachDefaultSubscribers(bus: SecurityEventBus, logger: Logger, now: () => number = Date.now): () => void {
   const c = counter();
+  const windows = new Map<string, LogWindow>();
   return bus.subscribe((e) => {
     c.inc({ type: e.type, reason: e.reason, route: e.route });
+    const key = `${e.type}\u0000${e.reason}\u0000${e.route}`;
+    const t = now();
+    let w = windows.get(key);
+    if (w === undefined || t - w.start >= SECURITY_LOG_WINDOW_MS) {
+      const carried = w?.suppressed ?? 0;
+      w = { start: t, logged: 0, suppressed: carried };
+      windows.set(key, w);
+    }
+    if (w.logged >= SECURITY_LOG_BURST) { w.suppressed++; return; }
+    w.logged++;
+    const suppressed = w.suppressed;
+    w.suppressed = 0;
     logger.warn({
       event: 'security',
       type: e.type,
@@ -63,6 +88,7 @@ export function attachDefaultSubscribers(bus: SecurityEventBus, logger: Logger):
       ...(e.consumer !== undefined ? { consumer: e.consumer } : {}),
       ...(e.method !== undefined ? { method: e.method } : {}),
       ...(e.credentialId !== undefined ? { credential_id: e.credentialId } : {}),
+      ...(suppressed > 0 ? { suppressed } : {}),
     }, `${e.type} refused: ${e.reason}`);
   });
 }
