@@ -60,11 +60,12 @@ export const STAGE_ORDER = {
   authentication: 70,
   authorization: 80,
   'rate-limit': 90,
-  /** bulkheads: in-flight limits per route, consumer and upstream (src/stages/concurrency) */
-  concurrency: 95,
   validation: 100,
   'request-headers': 110,
   cache: 120,
+  /** bulkheads: in-flight limits per route, consumer and upstream (src/stages/concurrency). After the cache:
+   * a hit or a coalesced follower never goes upstream, so it must not take (or wait for) a slot. */
+  concurrency: 125,
   // proxy happens here
   'response-headers': 200,
   'access-log': 900,

@@ -36,6 +36,7 @@ const cfg: GatewayConfig = config({
     { id: 'queued', match: { pathPrefix: '/queued' }, upstream: 'slow', concurrency: { maxInFlight: 2, queue: { maxQueue: 1, maxWaitMs: 5000 } } },
     { id: 'brief', match: { pathPrefix: '/brief' }, upstream: 'slow', concurrency: { maxInFlight: 1, queue: { maxQueue: 5, maxWaitMs: 100 } } },
     { id: 'strict', match: { pathPrefix: '/strict' }, upstream: 'slow', concurrency: { maxInFlight: 1 } },
+    { id: 'cached', match: { pathPrefix: '/cached' }, upstream: 'slow', concurrency: { maxInFlight: 1 }, cache: { public: true, ttlSeconds: 60 } },
     { id: 'failing', match: { pathPrefix: '/failing' }, upstream: 'dead', concurrency: { maxInFlight: 1 } },
     {
       id: 'per-consumer', match: { pathPrefix: '/mine' }, upstream: 'slow',
@@ -122,6 +123,24 @@ describe('concurrency limits (bulkheads)', () => {
     await arrived(start + 2);
     releaseAll();
     assert.equal((await next).status, 200);
+    await drained();
+  });
+
+  it('a cache hit needs no slot: served while the route\'s only slot is taken by a miss', async () => {
+    events.length = 0;
+    const start = up.arrived;
+    const first = get(`${base}/cached/x`);
+    await arrived(start + 1);
+    releaseAll();
+    assert.equal((await first).status, 200);
+    const holder = get(`${base}/cached/y`); // a miss: holds the only slot
+    await arrived(start + 2);
+    const hit = await get(`${base}/cached/x`);
+    assert.equal(hit.status, 200);
+    assert.match(String(hit.headers['cache-status']), /hit/);
+    assertLimited(await get(`${base}/cached/z`), 'route-full'); // another miss still waits its turn
+    releaseAll();
+    assert.equal((await holder).status, 200);
     await drained();
   });
 
