@@ -47,6 +47,8 @@ export class RequestContext {
   identity: Identity | undefined = undefined;
   /** the RateLimit response header value, when the rate-limit stage admitted the request and headers are on */
   rateLimit: string | undefined = undefined;
+  /** RateLimit-Policy of the limits that decided (set with rateLimit) */
+  rateLimitPolicy: string | undefined = undefined;
   /** ms the rate-limit stage held the request back (throttling, `mode: delay`); 0 = not delayed */
   throttleMs = 0;
   /** set when a stage or the gateway rejects the request; reported in the access log */

@@ -187,7 +187,7 @@ export class RateLimiter implements CompiledStage {
   private finish(ctx: RequestContext, set: LimitSet, checks: readonly RateCheck[], r: RateResult): StageOutcome | Promise<StageOutcome> {
     const ls = set.limits;
     if (r[0] === 1) {
-      if (this.onResponse !== undefined) ctx.rateLimit = rateLimitValue(ls, r);
+      if (this.onResponse !== undefined) { ctx.rateLimit = rateLimitValue(ls, r); ctx.rateLimitPolicy = set.policy; }
       const delay = r[1]!;
       return delay > 0 ? this.hold(ctx, set, checks, delay) : undefined;
     }
@@ -255,7 +255,7 @@ export class RateLimiter implements CompiledStage {
   private addHeaders(ctx: RequestContext, h: HeaderList): void {
     const v = ctx.rateLimit;
     if (v === undefined) return;
-    h.set('ratelimit-policy', this.pick(ctx).policy);
+    h.set('ratelimit-policy', ctx.rateLimitPolicy!);
     h.set('ratelimit', v);
   }
 
