@@ -6,8 +6,8 @@
 // refusal), the process never crashes and no request waits longer than the command timeout.
 //
 // Key names: `<keyPrefix>{<logical key>}`. The braces are a Redis Cluster hash tag: only the part inside
-// them picks the slot, so the keys a multi-key operation derives from one logical key (e.g. a rate-limit
-// window's `{k}:prev` and `{k}:cur`) always live on one node and a Lua script may touch them together.
+// them picks the slot, so keys derived from one logical key would always live on one node and a Lua
+// script could touch them together (a rate-limit key is one hash today: fields a, b, c).
 // `{`, `}` and `%` inside a logical key are percent-encoded so a key can never end the tag early.
 import { Cluster, Redis, type ClusterNode, type RedisOptions } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';

@@ -14,7 +14,7 @@ export const RateKeyPartSchema = Type.Union([
 export type RateKeyPart = Static<typeof RateKeyPartSchema>;
 
 export const RateLimitRuleSchema = Obj({
-  name: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]+$', maxLength: 64, description: 'policy name in RateLimit-Policy / RateLimit headers (default: the limit index)' })),
+  name: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]+$', maxLength: 64, description: 'policy name in RateLimit-Policy / RateLimit headers (default: default for a route\'s first limit, limit-N for the others, <plan>-N in a plan)' })),
   algorithm: Type.Optional(Type.Union([Type.Literal('fixed-window'), Type.Literal('sliding-window'), Type.Literal('token-bucket')], { default: 'fixed-window', description: 'sliding-window = weighted two-window counter; token-bucket = GCRA' })),
   limit: PosInt('requests per window (token bucket: the refill amount per window)', 1_000_000_000),
   windowMs: PosInt('window length in ms (token bucket: the refill period of `limit` tokens)', 31 * 86_400_000),
