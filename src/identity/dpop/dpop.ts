@@ -16,6 +16,7 @@ import { calculateJwkThumbprint, decodeProtectedHeader, importJWK, jwtVerify, er
 import type { IdentityConfig, JwsAlgorithmName } from '../schema.js';
 import type { StateStore } from '../../state/types.js';
 import type { RequestContext } from '../../pipeline/context.js';
+import { hasPrivateMembers } from '../jwt/jwk.js';
 import { singleHeaderValue } from '../../pipeline/header-list.js';
 
 export interface DpopInput { proof: string | undefined; method: string; htu: string; accessToken: string; jkt: string }
@@ -29,7 +30,6 @@ const DEFAULT_LEEWAY_SEC = 5;
 const MAX_PROOF_BYTES = 8192;
 const MAX_JTI_LENGTH = 256;
 /** JWK members that only a private (or symmetric) key has */
-const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k', 'priv'] as const;
 
 function fail(reason: string, description: string): DpopResult {
   return Object.freeze({ ok: false, reason, description });
@@ -75,7 +75,7 @@ export function createDpopVerifier(cfg: IdentityConfig['dpop'], state: StateStor
       if (typeof alg !== 'string' || !allowed.has(alg)) return ALG;
       const jwk = header.jwk;
       if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk) || typeof jwk.kty !== 'string') return MALFORMED;
-      for (const m of PRIVATE_MEMBERS) if (m in jwk) return MALFORMED;
+      if (hasPrivateMembers(jwk as Record<string, unknown>)) return MALFORMED;
 
       let thumbprint: string;
       try { thumbprint = await calculateJwkThumbprint(jwk as JWK, 'sha256'); } catch { return MALFORMED; }

@@ -24,7 +24,6 @@ import type { ConsumerDirectory } from '../consumers.js';
 import { VerificationCache } from '../verification-cache.js';
 import { fetchJson, idpAgent, IdpFetchError, isObject } from '../jwt/fetch.js';
 import { claimAt, mergeRoles, scopesOf, stringList } from '../claims.js';
-import { tokenKey } from '../jwt/verify.js';
 
 /** An introspection answer is a small JSON object. */
 const MAX_REPLY_BYTES = 64 * 1024;
@@ -138,7 +137,7 @@ export class Introspector {
   /** Synchronous from the cache (or for an oversized token); otherwise one (shared) introspection call. */
   introspect(token: string): AuthOutcome | Promise<AuthOutcome> {
     if (token.length > this.maxTokenBytes) return this.fail.tooLarge;
-    const hash = tokenKey(token);
+    const hash = VerificationCache.keyOf(token);
     const hit = this.cache.get(hash, this.now());
     if (hit !== undefined) return hit;
     if (!B64TOKEN.test(token)) return this.fail.malformed;

@@ -21,11 +21,12 @@ export const ALG_KEY: Readonly<Record<JwsAlgorithmName, KeyRequirement>> = {
 
 export const isHmac = (alg: string): boolean => alg.startsWith('HS');
 
-/** JWK members that only private (or symmetric) keys have. */
-const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
+/** JWK members that only private (or symmetric) keys have: RSA/EC/OKP, `oth` (multi-prime RSA), `k` (oct), `priv` (AKP). */
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k', 'priv'] as const;
 
+/** One list for configured keys, JWKS keys and DPoP proof keys: present at all (even null) counts. */
 export function hasPrivateMembers(jwk: Readonly<Record<string, unknown>>): boolean {
-  return PRIVATE_MEMBERS.some((m) => jwk[m] !== undefined);
+  return PRIVATE_MEMBERS.some((m) => Object.hasOwn(jwk, m));
 }
 
 /** The public members jose/WebCrypto need; everything else (x5c, x5u, key_ops, ...) is dropped. */

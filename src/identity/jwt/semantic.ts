@@ -4,10 +4,9 @@ import ipaddr from 'ipaddr.js';
 import type { GatewayConfig } from '../../config/schema.js';
 import type { SemanticIssue } from '../../config/semantic.js';
 import { formatPath, suggest, type PathSegment } from '../../config/issues.js';
-import { isHmac, MIN_SECRET_BYTES } from './jwk.js';
+import { hasPrivateMembers, isHmac, MIN_SECRET_BYTES } from './jwk.js';
 
 const B64URL = /^[A-Za-z0-9_-]+={0,2}$/;
-const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth'];
 
 /** http:// to something other than loopback: keys or client secrets travel in clear, or can be swapped. */
 function plaintextRemote(url: string): boolean {
@@ -56,7 +55,7 @@ export function issuerIssues(cfg: GatewayConfig): SemanticIssue[] {
         if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(k.pem)) err([...kp, 'pem'], 'this is a private key: configure the public key or certificate (the gateway only verifies)');
       } else {
         if (k.jwk.kty === 'oct') err([...kp, 'jwk'], 'symmetric JWKs are not accepted: configure HMAC keys as { secret: ... }');
-        if (PRIVATE_JWK_MEMBERS.some((m) => k.jwk[m] !== undefined)) err([...kp, 'jwk'], 'the JWK holds private key members: configure the public key only');
+        else if (hasPrivateMembers(k.jwk)) err([...kp, 'jwk'], 'the JWK holds private key members: configure the public key only');
       }
     });
     const j = iss.jwks;

@@ -7,7 +7,6 @@
 // exp (nor iat + maxAgeSec), live at most CACHE_CAP_MS, and are all dropped when a key-set refresh retires
 // a kid. Caches live per configuration generation (identities carry consumer data that a reload may
 // change); the key sets themselves are long-lived services shared across reloads.
-import { hash as oneShotHash } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, jwtVerify, errors as joseErrors, type JWTPayload, type JWTVerifyOptions, type ProtectedHeaderParameters } from 'jose';
 import type { IdentityEnv } from '../env.js';
 import type { IssuerConfig, JwsAlgorithmName } from '../schema.js';
@@ -29,13 +28,6 @@ export interface VerifiedJwt {
 
 export type JwtResult = VerifiedJwt | AuthFailure;
 
-/**
- * The cache key of a token: the same value as VerificationCache.keyOf (SHA-256, base64url), computed
- * with the one-shot crypto.hash, which saves about a microsecond per request over a Hash object.
- */
-export function tokenKey(token: string): string {
-  return oneShotHash('sha256', token, 'base64url');
-}
 
 /** Verified tokens are re-verified at least this often (bounds the effect of consumer or key changes). */
 export const CACHE_CAP_MS = 5 * 60_000;
@@ -244,7 +236,7 @@ export class JwtVerifier {
   /** Synchronous on a cache hit or an early refusal; a promise when jose (or a key fetch) must run. */
   verify(token: string): JwtResult | Promise<JwtResult> {
     if (token.length > this.maxBytes) return TOO_LARGE;
-    const hash = tokenKey(token);
+    const hash = VerificationCache.keyOf(token);
     const nowMs = this.now();
     const all = this.all;
     for (let i = 0; i < all.length; i++) {

@@ -4,7 +4,7 @@ import type { GatewayConfig } from '../../config/schema.js';
 import type { SemanticIssue } from '../../config/semantic.js';
 import { formatPath, type PathSegment } from '../../config/issues.js';
 
-const MIN_SECRET_BYTES = 32;
+import { MIN_SECRET_BYTES } from '../../identity/jwt/jwk.js';
 const BASE64 = /^[A-Za-z0-9+/_-]+={0,2}$/;
 /** headers the gateway or the connection owns, and credentials other stages read */
 const RESERVED_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'upgrade', 'te', 'trailer', 'authorization', 'cookie', 'dpop', 'x-forwarded-for', 'forwarded']);

@@ -5,16 +5,10 @@
 import type { IdentityEnv } from '../../identity/env.js';
 import { removeHeaderPairs } from '../../pipeline/header-list.js';
 import { introspector, type IntrospectorOptions } from '../../identity/introspection/client.js';
-import { authorizationScheme, hasAccessTokenParam, tokenAfterScheme } from './jwt.js';
+import { authorizationScheme, hasAccessTokenParam, tokenAfterScheme, MALFORMED_AUTHORIZATION, TOKEN_IN_QUERY } from './jwt.js';
 import type { IntrospectionMethodConfig } from './schema.js';
-import type { AuthFailure, AuthMethod } from './types.js';
+import type { AuthMethod } from './types.js';
 
-const TOKEN_IN_QUERY: AuthFailure = Object.freeze({
-  ok: false, status: 401, reason: 'token-in-query-not-allowed', error: 'invalid_request', description: 'send the access token in the Authorization header, not in the URL',
-});
-const MALFORMED_AUTHORIZATION: AuthFailure = Object.freeze({
-  ok: false, status: 401, reason: 'malformed-authorization', error: 'invalid_request', description: 'the Authorization header is malformed',
-});
 const AUTHORIZATION: ReadonlySet<string> = new Set(['authorization']);
 
 export function compileIntrospectionMethod(cfg: IntrospectionMethodConfig, env: IdentityEnv, opts: IntrospectorOptions = {}): AuthMethod {

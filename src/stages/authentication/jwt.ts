@@ -22,8 +22,9 @@ import type { AuthFailure, AuthFailureError, AuthMethod, AuthOutcome } from './t
 const failure = (reason: string, error: AuthFailureError, description: string, status: 401 | 503 = 401): AuthFailure =>
   Object.freeze({ ok: false as const, status, reason, error, description });
 
-const TOKEN_IN_QUERY = failure('token-in-query-not-allowed', 'invalid_request', 'send the access token in the Authorization header, not in the URL');
-const MALFORMED_AUTHORIZATION = failure('malformed-authorization', 'invalid_request', 'the Authorization header is malformed');
+/** Shared with the introspection method: the same request mistakes, the same answers. */
+export const TOKEN_IN_QUERY = failure('token-in-query-not-allowed', 'invalid_request', 'send the access token in the Authorization header, not in the URL');
+export const MALFORMED_AUTHORIZATION = failure('malformed-authorization', 'invalid_request', 'the Authorization header is malformed');
 const BOUND_AS_BEARER = failure('dpop-token-as-bearer', 'invalid_token', 'this token is DPoP-bound: use the DPoP scheme with a proof');
 const NOT_BOUND = failure('dpop-token-not-bound', 'invalid_token', 'this token is not DPoP-bound: use the Bearer scheme');
 const DPOP_REQUIRED = failure('dpop-required', 'invalid_token', 'a DPoP-bound token is required');

@@ -17,7 +17,7 @@
 // Challenges after authentication go to the scheme the identity used: DPoP for a DPoP-bound token
 // (claims.cnf.jkt; RFC 9449 7.1 puts the error on the scheme that was used), Bearer for other tokens, none
 // for API keys and client certificates. Every refusal is a security event of type 'authorization'.
-import { claimAt } from '../../identity/claims.js';
+import { claimAt, scopesOf as claimScopes } from '../../identity/claims.js';
 import { jwtChallengeSchemes } from '../authentication/jwt.js';
 import { DEFAULT_DPOP_ALGORITHMS } from '../../identity/dpop/dpop.js';
 import type { AuthenticationConfig } from '../authentication/schema.js';
@@ -111,20 +111,10 @@ function satisfies(req: Requirement, have: readonly string[] | undefined): boole
   return false;
 }
 
-function splitScopes(s: string): string[] {
-  return s.split(' ').filter((x) => x !== '');
-}
-
-/** The identity's scopes; parsed from `scope` (string) or `scp` (array or string) when a method left them unset. */
+/** The identity's scopes; from its claims (`scope`, else `scp`: src/identity/claims.ts) when a method left them unset. */
 function scopesOf(id: Identity): readonly string[] | undefined {
   if (id.scopes !== undefined) return id.scopes;
-  const c = id.claims;
-  if (c === undefined) return undefined;
-  if (typeof c.scope === 'string') return splitScopes(c.scope);
-  const scp = c.scp;
-  if (Array.isArray(scp)) return scp.filter((x): x is string => typeof x === 'string');
-  if (typeof scp === 'string') return splitScopes(scp);
-  return undefined;
+  return id.claims === undefined ? undefined : claimScopes(id.claims);
 }
 
 // ---------------------------------------------------------------- MFA
