@@ -224,9 +224,10 @@ async function context(values: OptionValues, command: string, io: KeysIo): Promi
   return { storeCfg, baseDir, pepper, pepperSource };
 }
 
-async function withStore<T>(c: Context, command: string, fn: (s: KeyStore) => Promise<T>): Promise<T> {
+/** `create`: the command may create a missing SQLite store (keys create, consumers create); others read or change what is there. */
+async function withStore<T>(c: Context, command: string, fn: (s: KeyStore) => Promise<T>, create = false): Promise<T> {
   if (c.storeCfg === undefined) throw usage('no key store: pass --store sqlite:PATH or postgres://..., or -c FILE with identity.keyStore', command);
-  const store = await openKeyStore(c.storeCfg, c.baseDir);
+  const store = await openKeyStore(c.storeCfg, c.baseDir, undefined, { mustExist: !create });
   try {
     return await fn(store);
   } finally {
@@ -298,7 +299,7 @@ export async function runKeys(values: OptionValues, positionals: readonly string
         };
         const pepper = pepperOf(c);
         const key = generateApiKey();
-        const row = await withStore(c, command, (s) => s.createKey({ ...k, hash: hashApiKey(pepper, key), hint: keyHint(key) }));
+        const row = await withStore(c, command, (s) => s.createKey({ ...k, hash: hashApiKey(pepper, key), hint: keyHint(key) }), true);
         printNewKey(io, key, row, json);
         return 0;
       }
@@ -388,7 +389,7 @@ export async function runConsumers(values: OptionValues, positionals: readonly s
   try {
     switch (sub) {
       case 'create':
-        print(await withStore(c, command, (s) => s.createConsumer({ id, ...(roles ? { roles } : {}), ...(scopes ? { scopes } : {}), ...(metadata ? { metadata } : {}) })));
+        print(await withStore(c, command, (s) => s.createConsumer({ id, ...(roles ? { roles } : {}), ...(scopes ? { scopes } : {}), ...(metadata ? { metadata } : {}) }), true));
         return 0;
       case 'update':
         if (roles === undefined && scopes === undefined && metadata === undefined) throw usage('consumers update needs --roles, --scopes or --metadata', command);

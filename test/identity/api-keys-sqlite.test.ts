@@ -2,7 +2,7 @@
 // that fails for a while), merging with configured keys, and the real CLI round trip.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -263,6 +263,12 @@ test('CLI: an option a subcommand does not use is an error, never silently ignor
   assert.equal(narrowed.code, 2);
   assert.match(narrowed.stderr, /--scopes does not apply to keys rotate \(a rotated key keeps the old key's restrictions/);
   assert.equal((await runCli(['consumers', 'list', '--roles', 'x', '--store', store])).code, 2);
+  // reading a store that is not there (a mistyped path) is an error, and creates nothing
+  const missing = join(dir, 'no-such-dir', 'keys.db');
+  const listed = await runCli(['keys', 'list', '--store', `sqlite:${missing}`]);
+  assert.equal(listed.code, 1);
+  assert.match(listed.stderr, /no key store at /);
+  assert.equal(existsSync(join(dir, 'no-such-dir')), false);
   // the options a subcommand does use still work
   const rotated = await runCli(['keys', 'rotate', id, '--overlap', '1h', '--store', store, '--json']);
   assert.equal(rotated.code, 0, rotated.stderr);

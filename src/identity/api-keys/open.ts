@@ -10,10 +10,11 @@ export function sqlitePath(cfg: Extract<KeyStoreConfig, { type: 'sqlite' }>, bas
   return isAbsolute(cfg.path) ? cfg.path : resolve(baseDir, cfg.path);
 }
 
-export async function openKeyStore(cfg: KeyStoreConfig, baseDir: string, onError?: (err: Error) => void): Promise<KeyStore> {
+/** `mustExist`: a SQLite file that is not there is an error instead of a new, empty store. */
+export async function openKeyStore(cfg: KeyStoreConfig, baseDir: string, onError?: (err: Error) => void, opts: { mustExist?: boolean } = {}): Promise<KeyStore> {
   if (cfg.type === 'sqlite') {
     const { openSqliteKeyStore } = await import('./sqlite.js');
-    return openSqliteKeyStore(sqlitePath(cfg, baseDir));
+    return openSqliteKeyStore(sqlitePath(cfg, baseDir), opts.mustExist === true ? { mustExist: true } : {});
   }
   const { openPostgresKeyStore } = await import('./postgres.js');
   return openPostgresKeyStore({ url: cfg.url, ...(cfg.schema !== undefined ? { schema: cfg.schema } : {}), ...(onError !== undefined ? { onError } : {}) });

@@ -14,12 +14,15 @@ type Statement = Database.Statement;
 export interface SqliteStoreOptions {
   /** how long a writer waits for another writer's lock (default 5 s) */
   busyTimeoutMs?: number;
+  /** refuse to create a missing file (CLI reads: a mistyped path must not look like an empty store) */
+  mustExist?: boolean;
 }
 
 /** Opens (creating the file and its schema if needed) and migrates a SQLite key store. */
 export function openSqliteKeyStore(path: string, opts: SqliteStoreOptions = {}): KeyStore {
-  mkdirSync(dirname(path), { recursive: true });
   const fresh = !existsSync(path);
+  if (fresh && opts.mustExist === true) throw new Error(`no key store at ${path} (it is created by the first \`keys create\` or \`consumers create\`)`);
+  mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path, { timeout: opts.busyTimeoutMs ?? 5000 });
   try {
     // The file holds key hashes and consumer data: readable by the gateway's user only.
