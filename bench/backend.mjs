@@ -4,6 +4,8 @@
 // Every response also carries `x-backend: bench`, which the portcullis-full row removes (response header rewrite).
 // Usage: node bench/backend.mjs PORT   (prints "listening PORT" when ready)
 import http from 'node:http';
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
 export const SMALL = Buffer.from(
   '{"id":12345,"name":"benchmark-item","status":"ok","tags":["a","b","c"],"price":19.99,"in_stock":true}');
@@ -17,7 +19,7 @@ export function makeBig(target = 102_400) {
   return Buffer.from(JSON.stringify({ count: items.length, items }));
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === realpathSync(process.argv[1])) {
   const BIG = makeBig();
   const port = Number(process.argv[2] ?? process.env.PORT ?? 9002);
   const server = http.createServer((req, res) => {

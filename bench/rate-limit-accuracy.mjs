@@ -54,7 +54,8 @@ function gatewayConfig(port, backend, extra) {
     ...(extra.state ? { state: extra.state } : {}),
     routes: ALGORITHMS.map((algorithm) => ({
       id: algorithm, match: { pathPrefix: `/${algorithm}` }, upstream: 'backend',
-      rateLimit: { limits: [{ name: 'acc', algorithm, limit: LIMIT, windowMs: WINDOW_MS, by: ['route'] }] },
+      // failClosed: without Redis the "shared Redis" setup must fail loudly, not measure local fallback limiters
+      rateLimit: { onStoreError: 'failClosed', limits: [{ name: 'acc', algorithm, limit: LIMIT, windowMs: WINDOW_MS, by: ['route'] }] },
     })),
   };
 }
