@@ -100,7 +100,12 @@ test('unit: static public keys (kid), issuer and audience', async () => {
   assert.equal((await stage.onRequest!(ctxWith(['Attestation-Token', otherAud])))?.code, 'attestation-invalid');
   const unknownKid = await token({ iss: 'attester', aud: 'api' }, { key: ec.privateKey, alg: 'ES256', kid: 'nope' });
   assert.equal((await stage.onRequest!(ctxWith(['Attestation-Token', unknownKid])))?.code, 'attestation-invalid');
-  assert.deepEqual(seen, ['attestation-claims-invalid', 'attestation-unknown-key']);
+  const otherIss = await token({ iss: 'someone-else', aud: 'api' }, { key: ec.privateKey, alg: 'ES256', kid: 'att-1' });
+  assert.equal((await stage.onRequest!(ctxWith(['Attestation-Token', otherIss])))?.code, 'attestation-invalid');
+  const notYet = await token({ iss: 'attester', aud: 'api', nbf: Math.floor(Date.now() / 1000) + 3600 }, { key: ec.privateKey, alg: 'ES256', kid: 'att-1' });
+  assert.equal((await stage.onRequest!(ctxWith(['Attestation-Token', notYet])))?.code, 'attestation-invalid');
+  assert.equal(seen.length, 4);
+  assert.deepEqual(seen.slice(0, 2), ['attestation-claims-invalid', 'attestation-unknown-key']);
 });
 
 test('unit: an unknown verifier is a compile error', () => {

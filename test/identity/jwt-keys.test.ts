@@ -333,3 +333,37 @@ test('a static key that fails to import only fails ready(): nobody waiting (a re
     process.off('unhandledRejection', onUnhandled);
   }
 });
+
+test('IdP replies that are refused: a body over 1 MiB, a redirect (never followed, even to real keys), JSON without keys', async () => {
+  const k = await newSigningKey('ES256');
+  const attacker = await newSigningKey('ES256', k.publicJwk.kid as string);
+  const evil = await startScripted('evil', (_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }); res.end(JSON.stringify({ keys: [attacker.publicJwk] })); });
+  let mode = '';
+  const idp = await startScripted('idp', (_req, res) => {
+    if (mode === 'huge') { res.writeHead(200, { 'content-type': 'application/json' }); res.end(JSON.stringify({ keys: [k.publicJwk], pad: 'x'.repeat(1024 * 1024 + 10) })); return; }
+    if (mode === 'redirect') { res.writeHead(302, { location: `${evil.url}/keys` }); res.end(); return; }
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ notKeys: [k.publicJwk] }));
+  });
+  servers.push(idp, evil);
+  for (mode of ['huge', 'redirect', 'no-keys']) {
+    const { m, keys } = await method(issuer(`${idp.url}/jwks`, { jwks: { unknownKidCooldownMs: 60_000 } }));
+    assert.equal(keys.loaded, false, mode);
+    const forged = await outcome(m, await signWith(attacker, claims()));
+    assert.deepEqual([forged.ok, !forged.ok && forged.status, reasonOf(forged)], [false, 503, 'jwt-keys-unavailable'], mode);
+  }
+  assert.equal(evil.seen.length, 0, 'the redirect target is never fetched');
+});
+
+test('maxAgeSec: a token issued longer ago than allowed is refused even before exp; a fresh one passes; no iat is refused', async () => {
+  const k = await newSigningKey('ES256');
+  const jwks = await fakeJwks([k]);
+  servers.push(jwks.server);
+  const { m } = await method(issuer(jwks.url, { maxAgeSec: 60 }));
+  assert.equal(reasonOf(await outcome(m, await signWith(k, claims()))), 'ok');
+  const old = await outcome(m, await signWith(k, claims({ iat: now() - 120, exp: now() + 300 })));
+  assert.equal(old.ok, false);
+  const noIat = claims();
+  delete noIat.iat;
+  assert.equal((await outcome(m, await signWith(k, noIat))).ok, false);
+});

@@ -30,6 +30,7 @@ const cfg = config({
   upstreams: { up: { targets: [{ url: up.url }] } },
   routes: [
     { id: 'ip', match: { pathPrefix: '/ip' }, upstream: 'up', rateLimit: { limits: [{ limit: 3, windowMs: 60_000 }] } },
+    { id: 'tenant', match: { pathPrefix: '/tenant' }, upstream: 'up', rateLimit: { limits: [{ limit: 1, windowMs: 60_000, by: [{ header: 'X-Tenant' }, 'ip'] }] } },
     { id: 'quiet', match: { pathPrefix: '/quiet' }, upstream: 'up', rateLimit: { headers: false, limits: [{ limit: 1, windowMs: 60_000 }] } },
     { id: 'consumer', match: { pathPrefix: '/consumer' }, upstream: 'up', authentication: jwtAuth, rateLimit: { limits: [{ limit: 2, windowMs: 60_000, by: ['consumer'] }] } },
     { id: 'claim', match: { pathPrefix: '/claim' }, upstream: 'up', authentication: jwtAuth, rateLimit: { limits: [{ limit: 2, windowMs: 60_000, by: [{ claim: 'org.id' }] }] } },
@@ -84,6 +85,22 @@ test('a spoofed X-Forwarded-For from an untrusted peer does not get a fresh buck
     const r = await get(`${base}/ip`, { headers: { 'x-forwarded-for': xff, forwarded: `for=${xff.split(',')[0]}`, 'x-real-ip': '192.0.2.1' } });
     assert.equal(r.status, 429);
   }
+});
+
+test('limit by header (with ip): tenants have separate buckets; long values are hashed whole, a missing header falls back to the IP', async () => {
+  const t = (v?: string) => get(`${base}/tenant`, v === undefined ? {} : { headers: { 'x-tenant': v } });
+  assert.equal((await t('acme')).status, 200);
+  assert.equal((await t('acme')).status, 429);
+  assert.equal((await t('globex')).status, 200, 'another tenant, another bucket');
+  // two 300-character values that differ only at the end: two buckets (hashed, not truncated)
+  const long = 'x'.repeat(299);
+  assert.equal((await t(`${long}1`)).status, 200);
+  assert.equal((await t(`${long}2`)).status, 200);
+  assert.equal((await t(`${long}1`)).status, 429);
+  // a value made to look like another key's parts is escaped: no collision with tenant "acme"
+  assert.equal((await t('acme|i:127.0.0.1')).status, 200);
+  assert.equal((await t()).status, 200);
+  assert.equal((await t()).status, 429, 'no header: the client IP is the key');
 });
 
 test('headers: false leaves successful responses without RateLimit headers (a 429 still has them)', async () => {
