@@ -12,7 +12,8 @@ import { consumersWithKeys } from '../helpers/keys.js';
 import { within } from '../helpers/wait.js';
 import { startCacheUpstream, type CacheUpstream, type CacheBody } from './upstream.js';
 import { cacheStoresOf } from '../../src/stages/cache/store.js';
-import { RedisCacheStore } from '../../src/stages/cache/redis-store.js';
+import { RedisCacheStore, MAX_VARIANTS_PER_KEY } from '../../src/stages/cache/redis-store.js';
+import { CachedResponse } from '../../src/stages/cache/entry.js';
 
 const REDIS = 'redis://127.0.0.1:6379';
 const prefix = `pcl-test:${randomUUID()}:`;
@@ -139,4 +140,16 @@ test('credential headers never reach Redis: not in lookups, and a response that 
   } finally {
     store.client.sendCommand = orig;
   }
+});
+
+test('a key keeps at most MAX_VARIANTS_PER_KEY Vary variants in Redis; the stored ones keep serving', async () => {
+  const store = cacheStoresOf(gw1.runtime.services)[0] as RedisCacheStore;
+  const entry = (lang: string): CachedResponse => new CachedResponse(200, [], Buffer.from(lang), Date.now(), Date.now() + 60_000, 0);
+  const primary = `/variants ${HOST} pub *`;
+  for (let i = 0; i < MAX_VARIANTS_PER_KEY + 20; i++) store.store(primary, 'accept-language', `accept-language=l${i}\n`, entry(`l${i}`));
+  const key = `${prefix}{${primary}}`;
+  await store.client.ping(); // one connection, commands in order: every store above has run
+  assert.equal(await redis.hlen(key), MAX_VARIANTS_PER_KEY + 1, 'the variants plus the Vary field');
+  assert.equal((await store.lookup(primary, { 'accept-language': 'l0' }, Date.now(), new Set()))?.body.toString(), 'l0');
+  assert.equal(await store.lookup(primary, { 'accept-language': `l${MAX_VARIANTS_PER_KEY + 5}` }, Date.now(), new Set()), undefined);
 });

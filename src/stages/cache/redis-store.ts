@@ -31,10 +31,16 @@ local f = 'e:'
 for name in string.gmatch(vary, '[^,]+') do f = f .. name .. '=' .. (h[name] or '\\1') .. '\\n' end
 return redis.call('HGET', KEYS[1], f)`;
 
-// A changed Vary list makes the old variants unreachable: drop them. Expiry only ever grows.
+// A changed Vary list makes the old variants unreachable: drop them. Expiry only ever grows. At most
+// ARGV[5] variants per key: a client varying a header at random (User-Agent, Accept-Language) must not
+// grow one hash without bound; past the cap new variants are simply not stored (existing ones still serve).
 const STORE = `
 local cur = redis.call('HGET', KEYS[1], '~v')
-if cur and cur ~= ARGV[1] then redis.call('DEL', KEYS[1]) end
+if cur and cur ~= ARGV[1] then
+  redis.call('DEL', KEYS[1])
+elseif cur and redis.call('HLEN', KEYS[1]) > tonumber(ARGV[5]) and redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 then
+  return 0
+end
 redis.call('HSET', KEYS[1], '~v', ARGV[1], ARGV[2], ARGV[3])
 local t = redis.call('PTTL', KEYS[1])
 if t < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
@@ -42,10 +48,12 @@ return 1`;
 
 type CacheRedis = Redis & {
   cacheLookupBuffer(key: string, ...args: string[]): Promise<Buffer | null>;
-  cacheStore(key: string, vary: string, field: string, value: Buffer, ttlMs: string): Promise<number>;
+  cacheStore(key: string, vary: string, field: string, value: Buffer, ttlMs: string, maxVariants: string): Promise<number>;
 };
 
 const ERROR_LOG_INTERVAL_MS = 10_000;
+/** Vary variants stored per primary key */
+export const MAX_VARIANTS_PER_KEY = 32;
 const READY_WAIT_MS = 500;
 
 export class RedisCacheStore implements CacheStore {
@@ -110,7 +118,7 @@ export class RedisCacheStore implements CacheStore {
 
   store(primary: string, vary: string, variant: string, entry: CachedResponse): void {
     const ttl = Math.max(1, entry.expiresAt - Date.now());
-    this.client.cacheStore(redisKey(this.prefix, primary), vary, `e:${variant}`, encodeEntry(entry), String(ttl))
+    this.client.cacheStore(redisKey(this.prefix, primary), vary, `e:${variant}`, encodeEntry(entry), String(ttl), String(MAX_VARIANTS_PER_KEY))
       .catch((err: Error) => this.failed(err));
   }
 
