@@ -8,8 +8,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { testCompileEnv } from '../helpers/compile-env.js';
 import { fakeContext } from '../helpers/fake-context.js';
+import { waitFor } from '../helpers/wait.js';
 import { compileIntrospectionMethod } from '../../src/stages/authentication/introspection.js';
-import { introspector } from '../../src/identity/introspection/client.js';
+import { introspector, MAX_INTROSPECTION_CALLS } from '../../src/identity/introspection/client.js';
 import type { IntrospectionConfig } from '../../src/identity/schema.js';
 import type { AuthMethod, AuthOutcome } from '../../src/stages/authentication/types.js';
 
@@ -42,11 +43,11 @@ const ACTIVE = { active: true, sub: 'alice', client_id: 'billing', scope: 'order
 const closers: (() => Promise<void>)[] = [];
 after(async () => { await Promise.all(closers.map((c) => c())); });
 
-async function setup(answer: Answer, over: Partial<IntrospectionConfig> = {}, clock?: () => number) {
+async function setup(answer: Answer, over: Partial<IntrospectionConfig> = {}, clock?: () => number, cacheEntries?: number) {
   const ep = await endpoint(answer);
   closers.push(ep.close);
   const cfg: IntrospectionConfig = { endpoint: ep.url, clientId: 'gateway', clientSecret: 'gw-secret', timeoutMs: 3000, ...over };
-  const env = testCompileEnv({ identity: { introspection: { as: cfg }, consumers: [{ id: 'billing', roles: ['service'], metadata: { plan: 'gold' } }] } });
+  const env = testCompileEnv({ identity: { introspection: { as: cfg }, consumers: [{ id: 'billing', roles: ['service'], metadata: { plan: 'gold' } }], ...(cacheEntries !== undefined ? { verificationCache: { maxEntries: cacheEntries } } : {}) } });
   const m = compileIntrospectionMethod({ server: 'as' }, env.identity, clock !== undefined ? { now: clock } : {});
   await env.identity.services.ready();
   closers.push(() => env.identity.services.abandon());
@@ -223,4 +224,26 @@ test('hideCredentials removes the Authorization header from the upstream request
   assert.deepEqual(ctx.plan!.fwd, ['Authorization', 'Bearer tok', 'X-Other', '1'], 'off by default');
   hide.hideCredentials?.(ctx);
   assert.deepEqual(ctx.plan!.fwd, ['X-Other', '1']);
+});
+
+test('a flood of distinct junk tokens: at most MAX_INTROSPECTION_CALLS calls in flight (the rest 503 at once), and refusals never evict a valid token from the cache', async () => {
+  const held: http.ServerResponse[] = [];
+  const { ep, m } = await setup((form, res) => {
+    if (form.get('token') === 'valid-token') { json(200, ACTIVE)(form, res); return; }
+    held.push(res);
+  }, {}, undefined, 16);
+  const valid = await call(m, 'valid-token');
+  assert.equal(valid.ok, true);
+  const outcomes = Array.from({ length: MAX_INTROSPECTION_CALLS + 50 }, (_, i) => call(m, `junk-${i}`));
+  const immediate = outcomes.filter((o) => !(o instanceof Promise)) as AuthOutcome[];
+  assert.equal(immediate.length, 50);
+  assert.ok(immediate.every((o) => !o.ok && o.status === 503 && o.reason === 'introspection-unavailable'));
+  await waitFor(() => held.length === MAX_INTROSPECTION_CALLS, { what: 'calls at the server' });
+  for (const res of held.splice(0)) json(200, { active: false })(new URLSearchParams(), res);
+  await Promise.all(outcomes);
+  // far more refusals than the positive cache holds: the valid token is still answered from it
+  const calls = ep.seen.length;
+  const again = call(m, 'valid-token');
+  assert.ok(!(again instanceof Promise) && again.ok);
+  assert.equal(ep.seen.length, calls);
 });

@@ -109,8 +109,16 @@ export interface IntrospectorOptions {
 }
 
 /** Validation, cache and identity over an IntrospectionClient (per configuration generation). */
+/** Introspection calls in flight per server per process; more new tokens at once get 503 (retry). */
+export const MAX_INTROSPECTION_CALLS = 100;
+
 export class Introspector {
   readonly cache: VerificationCache<AuthOutcome>;
+  /**
+   * Refusals live apart from accepted tokens: a flood of junk tokens fills this one only, never evicts a
+   * client's valid token (which would send every valid token back to the server as well).
+   */
+  readonly negative: VerificationCache<AuthOutcome>;
   private readonly inflight = new Map<string, Promise<AuthOutcome>>();
   private readonly maxTokenBytes: number;
   private readonly cacheMaxMs: number;
@@ -127,6 +135,7 @@ export class Introspector {
     private readonly now: () => number = Date.now,
   ) {
     this.cache = new VerificationCache(cacheEntries);
+    this.negative = new VerificationCache(Math.max(64, cacheEntries >> 2));
     this.maxTokenBytes = cfg.maxTokenBytes ?? 4096;
     this.cacheMaxMs = (cfg.cacheMaxSec ?? 300) * 1000;
     this.negativeMs = (cfg.negativeCacheSec ?? 10) * 1000;
@@ -138,11 +147,14 @@ export class Introspector {
   introspect(token: string): AuthOutcome | Promise<AuthOutcome> {
     if (token.length > this.maxTokenBytes) return this.fail.tooLarge;
     const hash = VerificationCache.keyOf(token);
-    const hit = this.cache.get(hash, this.now());
+    const nowMs = this.now();
+    const hit = this.cache.get(hash, nowMs) ?? this.negative.get(hash, nowMs);
     if (hit !== undefined) return hit;
     if (!B64TOKEN.test(token)) return this.fail.malformed;
     const pending = this.inflight.get(hash);
     if (pending !== undefined) return pending;
+    // a flood of distinct tokens must not become a flood of calls to the authorization server
+    if (this.inflight.size >= MAX_INTROSPECTION_CALLS) return this.fail.unavailable;
     const p = this.call(token, hash).finally(() => this.inflight.delete(hash));
     this.inflight.set(hash, p);
     return p;
@@ -158,7 +170,7 @@ export class Introspector {
       const until = Math.min(typeof exp === 'number' ? exp * 1000 : Infinity, nowMs + this.cacheMaxMs);
       if (until > nowMs) this.cache.set(hash, out, until);
     } else if (this.negativeMs > 0) {
-      this.cache.set(hash, out, nowMs + this.negativeMs);
+      this.negative.set(hash, out, nowMs + this.negativeMs);
     }
     return out;
   }
