@@ -29,7 +29,7 @@ test('at the cap the oldest entry is evicted (and counted when still live)', () 
   m.claimOnce('b', 10_000, 0);
   m.claimOnce('c', 10_000, 0);
   assert.equal(m.claimOnce('d', 10_000, 1), true);
-  assert.deepEqual(m.stats(), { entries: 3, evictedLive: 1 });
+  assert.deepEqual(m.stats(), { entries: 3, evictedLive: 1, evictedLiveRates: 0 });
   assert.equal(m.claimOnce('a', 10_000, 2), true, 'evicted marker is forgotten');
   assert.equal(m.claimOnce('d', 10_000, 2), false);
 });
