@@ -201,6 +201,21 @@ function clusterNodeOptions(url: string, index: number): { node: ClusterNode; op
   return { node: { host: a.host, port: a.port }, options };
 }
 
+/**
+ * ioredis options for a store on the request path (state, response cache): commands fail at once while
+ * disconnected (no offline queue), time out after `commandTimeoutMs`, and reconnect in the background.
+ */
+export function failFastRedisOptions(commandTimeoutMs: number): RedisOptions & { retryStrategy: (times: number) => number } {
+  return {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    // 0 would mean "no timeout" to ioredis: a request must never wait on a hung Redis.
+    commandTimeout: Math.max(1, commandTimeoutMs),
+    connectTimeout: 5000,
+    retryStrategy: (times) => Math.min(times * 100, 2000),
+  };
+}
+
 const NEEDS_ESCAPE = /[{}%]/;
 const ESCAPES: Readonly<Record<string, string>> = { '{': '%7B', '}': '%7D', '%': '%25' };
 
@@ -232,14 +247,7 @@ export class RedisStateStore implements StateStore {
     this.prefix = cfg.keyPrefix ?? DEFAULT_KEY_PREFIX;
     this.log = opts.logger.child({ component: 'state', store: 'redis' });
     this.readyWaitMs = opts.readyWaitMs ?? READY_WAIT_MS;
-    const common = {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      // 0 would mean "no timeout" to ioredis: a request must never wait on a hung Redis.
-      commandTimeout: Math.max(1, cfg.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS),
-      connectTimeout: 5000,
-    } satisfies RedisOptions;
-    const retry = (times: number): number => Math.min(times * 100, 2000);
+    const { retryStrategy: retry, ...common } = failFastRedisOptions(cfg.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS);
     this.cluster = cfg.type === 'redis-cluster';
     if (cfg.type === 'redis-cluster') {
       const seeds = cfg.nodes.map((url, i) => clusterNodeOptions(url, i));

@@ -9,7 +9,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { Redis } from 'ioredis';
 import type { Logger } from '../../observability/logger.js';
-import { redisKey } from '../../state/redis.js';
+import { failFastRedisOptions, redisKey } from '../../state/redis.js';
 import { decodeEntry, encodeEntry, normalizeHeaderValue, type CachedResponse } from './entry.js';
 import type { CacheStore, PurgeSpec } from './store.js';
 
@@ -67,13 +67,7 @@ export class RedisCacheStore implements CacheStore {
   constructor(opts: RedisCacheOptions) {
     this.prefix = opts.keyPrefix;
     this.log = opts.logger.child({ component: 'cache', store: 'redis' });
-    this.client = new Redis(opts.url, {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      commandTimeout: Math.max(1, opts.commandTimeoutMs),
-      connectTimeout: 5000,
-      retryStrategy: (times) => Math.min(times * 100, 2000),
-    }) as CacheRedis;
+    this.client = new Redis(opts.url, failFastRedisOptions(opts.commandTimeoutMs)) as CacheRedis;
     this.client.defineCommand('cacheLookup', { numberOfKeys: 1, lua: LOOKUP });
     this.client.defineCommand('cacheStore', { numberOfKeys: 1, lua: STORE });
     this.client.on('error', (err: Error) => this.failed(err));
