@@ -77,7 +77,8 @@ function parseChain(text: string): X509Certificate[] | string {
   }
 }
 
-function parseKey(text: string, passphrase: string | undefined): KeyObject | string {
+/** The private key, or why it cannot be used (no PEM key, encrypted without passphrase, wrong passphrase). */
+export function parseKey(text: string, passphrase: string | undefined): KeyObject | string {
   if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) return 'no PEM private key in the file';
   try {
     return createPrivateKey({ key: text, format: 'pem', ...(passphrase !== undefined ? { passphrase } : {}) });

@@ -12,6 +12,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { buildConnector } from 'undici';
 import type { UpstreamTlsConfig } from '../config/schema.js';
 import type { UpstreamEvent } from './types.js';
+import { parseKey } from '../tls/load.js';
 
 /** Error code of a handshake whose certificate key matched none of the pins. */
 export const TLS_PIN_MISMATCH = 'PORTCULLIS_TLS_PIN_MISMATCH';
@@ -126,8 +127,12 @@ export function compileUpstreamTls(upstream: string, cfg: UpstreamTlsConfig | un
     } catch (e) {
       fail('cert', `${JSON.stringify(cert.file)} is not a PEM certificate (${(e as Error).message})`);
     }
+    // Decrypts the key now rather than at the first request. OpenSSL's own message for a wrong passphrase
+    // varies (often "bad decrypt", sometimes a decoder error), so the key is judged by what it is.
+    const parsed = parseKey(key.pem.toString(), c.passphrase);
+    if (typeof parsed === 'string') fail('key', `${JSON.stringify(key.file)}: ${parsed}`);
     try {
-      // Decrypts the key and checks that it belongs to the certificate, now rather than at the first request.
+      // and checks that it belongs to the certificate
       tls.createSecureContext({ cert: cert.pem, key: key.pem, ...(c.passphrase !== undefined ? { passphrase: c.passphrase } : {}) });
     } catch (e) {
       const msg = (e as Error).message;

@@ -46,7 +46,7 @@ test('miss then hit: one upstream request, Age and Cache-Status, gateway headers
   assert.equal(a.headers['cache-status'], 'portcullis; fwd=uri-miss; stored');
   const b = await get(`${base}/pub/a?cc=max-age%3D60`);
   assert.equal(b.status, 200);
-  assert.match(String(b.headers['cache-status']), /^portcullis; hit; ttl=(59|60)$/);
+  assert.match(String(b.headers['cache-status']), /^portcullis; hit; ttl=(58|59|60)$/);
   assert.equal(b.body, a.body);
   assert.equal(b.headers.age, '0');
   assert.equal(b.headers['content-length'], String(Buffer.byteLength(a.body)));
