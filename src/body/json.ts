@@ -59,8 +59,6 @@ const S_AFTER_VALUE = 2; // after a complete value: ',' or a closing bracket (or
 const S_KEY = 3; // after ',' in an object: a member name is required
 const S_KEY_OR_CLOSE = 4; // just after '{': a member name or '}'
 
-/** Plain run inside a string: anything but '"', '\' and control characters. */
-const STRING_RUN = /[^"\\\u0000-\u001f]*/y;
 const SMALL_KEY_SET = 16;
 
 function escapePointerToken(t: string): string {
@@ -88,6 +86,73 @@ function isHex(c: number): boolean {
   return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
 }
 
+function jerr(code: JsonErrorCode, detail: string, position: number, pointer?: string): JsonError {
+  return pointer === undefined ? { ok: false, code, detail, position } : { ok: false, code, detail, position, pointer };
+}
+
+function unexpected(s: string, at: number, expected: string): JsonError {
+  return jerr('malformed-json', `unexpected ${describeChar(s, at)} at position ${at}; expected ${expected}`, at);
+}
+
+/** JSON Pointer of the container at stack level `level` (1 = top-level container). */
+function pointerOf(kinds: readonly number[], counts: readonly number[], currentKey: readonly string[], level: number): string {
+  let p = '';
+  for (let d = 0; d < level - 1; d++) {
+    p += '/' + (kinds[d] === OBJECT ? escapePointerToken(currentKey[d] ?? '') : String((counts[d] ?? 1) - 1));
+  }
+  return p;
+}
+
+// Results of the last scanString (module state: the scan is synchronous and never re-entered).
+let lastStringHasEscape = false;
+let lastStringLength = 0;
+
+/**
+ * Scans the string whose opening quote is at `start`. Returns the index after the closing quote, or
+ * a JsonError. Sets lastStringHasEscape and lastStringLength (UTF-16 units after unescaping).
+ */
+function scanString(s: string, start: number): number | JsonError {
+  const n = s.length;
+  let j = start + 1;
+  let len = 0;
+  let escaped = false;
+  for (;;) {
+    // Plain run: anything but '"', '\' and control characters.
+    let c = 0;
+    const runStart = j;
+    while (j < n) {
+      c = s.charCodeAt(j);
+      if (c === 0x22 || c === 0x5c || c < 0x20) break;
+      j++;
+    }
+    len += j - runStart;
+    if (j >= n) return jerr('malformed-json', `unterminated string starting at position ${start}`, n);
+    if (c === 0x22) break;
+    if (c === 0x5c) {
+      escaped = true;
+      const e = j + 1 < n ? s.charCodeAt(j + 1) : -1;
+      if (e === 0x75 /* u */) {
+        for (let h = j + 2; h < j + 6; h++) {
+          if (h >= n) return jerr('malformed-json', `unterminated string starting at position ${start}`, n);
+          if (!isHex(s.charCodeAt(h))) return jerr('malformed-json', `bad \\u escape: expected a hex digit at position ${h}`, h);
+        }
+        j += 6;
+      } else if (e === 0x22 || e === 0x5c || e === 0x2f || e === 0x62 || e === 0x66 || e === 0x6e || e === 0x72 || e === 0x74) {
+        j += 2;
+      } else {
+        if (e < 0) return jerr('malformed-json', `unterminated string starting at position ${start}`, n);
+        return jerr('malformed-json', `bad escape sequence at position ${j}`, j);
+      }
+      len++;
+      continue;
+    }
+    return jerr('malformed-json', `unescaped control character U+${c.toString(16).padStart(4, '0').toUpperCase()} in a string at position ${j}`, j);
+  }
+  lastStringHasEscape = escaped;
+  lastStringLength = len;
+  return j + 1;
+}
+
 /**
  * Validates `s` as one JSON text under `limits`. Returns null when it is well-formed and within the
  * limits (JSON.parse then cannot fail on it), else the first problem found.
@@ -107,63 +172,6 @@ export function scanJson(s: string, limits: JsonLimits): JsonError | null {
   let valueOfCtor = false; // the next value is the value of a member named "constructor"
   let i = 0;
 
-  const err = (code: JsonErrorCode, detail: string, position: number, pointer?: string): JsonError =>
-    pointer === undefined ? { ok: false, code, detail, position } : { ok: false, code, detail, position, pointer };
-  const unexpected = (at: number, expected: string): JsonError =>
-    err('malformed-json', `unexpected ${describeChar(s, at)} at position ${at}; expected ${expected}`, at);
-  /** JSON Pointer of the container at stack level `level` (1 = top-level container). */
-  const pointerOf = (level: number): string => {
-    let p = '';
-    for (let d = 0; d < level - 1; d++) {
-      p += '/' + (kinds[d] === OBJECT ? escapePointerToken(currentKey[d] ?? '') : String((counts[d] ?? 1) - 1));
-    }
-    return p;
-  };
-
-  /**
-   * Scans the string starting at the quote at `start`. Returns the index after the closing quote,
-   * or a JsonError. Sets `lastStringHasEscape` and `lastStringLength`.
-   */
-  let lastStringHasEscape = false;
-  let lastStringLength = 0;
-  const scanString = (start: number): number | JsonError => {
-    let j = start + 1;
-    let len = 0;
-    let escaped = false;
-    for (;;) {
-      STRING_RUN.lastIndex = j;
-      STRING_RUN.test(s);
-      const runEnd = STRING_RUN.lastIndex;
-      len += runEnd - j;
-      j = runEnd;
-      if (j >= n) return err('malformed-json', `unterminated string starting at position ${start}`, n);
-      const c = s.charCodeAt(j);
-      if (c === 0x22) break;
-      if (c === 0x5c) {
-        escaped = true;
-        const e = j + 1 < n ? s.charCodeAt(j + 1) : -1;
-        if (e === 0x75 /* u */) {
-          for (let h = j + 2; h < j + 6; h++) {
-            if (h >= n) return err('malformed-json', `unterminated string starting at position ${start}`, n);
-            if (!isHex(s.charCodeAt(h))) return err('malformed-json', `bad \\u escape: expected a hex digit at position ${h}`, h);
-          }
-          j += 6;
-        } else if (e === 0x22 || e === 0x5c || e === 0x2f || e === 0x62 || e === 0x66 || e === 0x6e || e === 0x72 || e === 0x74) {
-          j += 2;
-        } else {
-          if (e < 0) return err('malformed-json', `unterminated string starting at position ${start}`, n);
-          return err('malformed-json', `bad escape sequence at position ${j}`, j);
-        }
-        len++;
-        continue;
-      }
-      return err('malformed-json', `unescaped control character U+${c.toString(16).padStart(4, '0').toUpperCase()} in a string at position ${j}`, j);
-    }
-    lastStringHasEscape = escaped;
-    lastStringLength = len;
-    return j + 1;
-  };
-
   for (;;) {
     // Skip insignificant whitespace: space, tab, line feed, carriage return.
     let c = 0;
@@ -175,7 +183,7 @@ export function scanJson(s: string, limits: JsonLimits): JsonError | null {
     if (i >= n) break;
 
     if (state === S_AFTER_VALUE) {
-      if (depth === 0) return err('malformed-json', `unexpected ${describeChar(s, i)} after the JSON value at position ${i}`, i);
+      if (depth === 0) return jerr('malformed-json', `unexpected ${describeChar(s, i)} after the JSON value at position ${i}`, i);
       const top = depth - 1;
       if (c === 0x2c /* , */) {
         state = kinds[top] === OBJECT ? S_KEY : S_VALUE;
@@ -188,7 +196,7 @@ export function scanJson(s: string, limits: JsonLimits): JsonError | null {
         i++;
         continue; // state stays S_AFTER_VALUE: the container is a complete value
       }
-      return unexpected(i, kinds[top] === OBJECT ? '"," or "}"' : '"," or "]"');
+      return unexpected(s, i, kinds[top] === OBJECT ? '"," or "}"' : '"," or "]"');
     }
 
     if (state === S_KEY || state === S_KEY_OR_CLOSE) {
@@ -200,21 +208,21 @@ export function scanJson(s: string, limits: JsonLimits): JsonError | null {
         i++;
         continue;
       }
-      if (c !== 0x22) return unexpected(i, state === S_KEY ? 'a member name' : 'a member name or "}"');
-      const end = scanString(i);
+      if (c !== 0x22) return unexpected(s, i, state === S_KEY ? 'a member name' : 'a member name or "}"');
+      const end = scanString(s, i);
       if (typeof end !== 'number') return end;
       if (lastStringLength > maxStringLength) {
-        return err('json-string-too-long', `a member name at position ${i} is ${lastStringLength} characters long; the limit is ${maxStringLength}`, i, pointerOf(depth));
+        return jerr('json-string-too-long', `a member name at position ${i} is ${lastStringLength} characters long; the limit is ${maxStringLength}`, i, pointerOf(kinds, counts, currentKey, depth));
       }
       if (++totalKeys > maxKeys) {
-        return err('json-too-many-keys', `more than ${maxKeys} object members in the document (at position ${i})`, i, pointerOf(depth));
+        return jerr('json-too-many-keys', `more than ${maxKeys} object members in the document (at position ${i})`, i, pointerOf(kinds, counts, currentKey, depth));
       }
       const key = lastStringHasEscape ? (JSON.parse(s.slice(i, end)) as string) : s.slice(i + 1, end - 1);
       if (key === '__proto__') {
-        return err('forbidden-json-key', `member name "__proto__" at position ${i} is not allowed`, i, pointerOf(depth) + '/__proto__');
+        return jerr('forbidden-json-key', `member name "__proto__" at position ${i} is not allowed`, i, pointerOf(kinds, counts, currentKey, depth) + '/__proto__');
       }
       if (key === 'prototype' && ctorValue[top] === true) {
-        return err('forbidden-json-key', `member name "prototype" inside a "constructor" object at position ${i} is not allowed`, i, pointerOf(depth) + '/prototype');
+        return jerr('forbidden-json-key', `member name "prototype" inside a "constructor" object at position ${i} is not allowed`, i, pointerOf(kinds, counts, currentKey, depth) + '/prototype');
       }
       const seen = keys[top]!;
       let dup: boolean;
@@ -232,7 +240,7 @@ export function scanJson(s: string, limits: JsonLimits): JsonError | null {
         if (!dup) seen.add(key);
       }
       if (dup) {
-        return err('duplicate-json-key', `member name ${JSON.stringify(key)} appears twice in the object at ${pointerOf(depth) || '/'} (position ${i})`, i, pointerOf(depth));
+        return jerr('duplicate-json-key', `member name ${JSON.stringify(key)} appears twice in the object at ${pointerOf(kinds, counts, currentKey, depth) || '/'} (position ${i})`, i, pointerOf(kinds, counts, currentKey, depth));
       }
       counts[top] = counts[top]! + 1;
       currentKey[top] = key;
@@ -242,7 +250,7 @@ export function scanJson(s: string, limits: JsonLimits): JsonError | null {
         if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) i++;
         else break;
       }
-      if (i >= n || c !== 0x3a /* : */) return unexpected(i, '":" after the member name');
+      if (i >= n || c !== 0x3a /* : */) return unexpected(s, i, '":" after the member name');
       i++;
       valueOfCtor = key === 'constructor';
       state = S_VALUE;
@@ -262,7 +270,7 @@ export function scanJson(s: string, limits: JsonLimits): JsonError | null {
         }
         const count = counts[top]! + 1;
         if (count > maxArrayLength) {
-          return err('json-array-too-long', `an array has more than ${maxArrayLength} elements (at position ${i})`, i, pointerOf(depth));
+          return jerr('json-array-too-long', `an array has more than ${maxArrayLength} elements (at position ${i})`, i, pointerOf(kinds, counts, currentKey, depth));
         }
         counts[top] = count;
       }
@@ -271,7 +279,7 @@ export function scanJson(s: string, limits: JsonLimits): JsonError | null {
     valueOfCtor = false;
     if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
       if (depth >= maxDepth) {
-        return err('json-too-deep', `nesting deeper than ${maxDepth} levels at position ${i}`, i, pointerOf(depth + 1));
+        return jerr('json-too-deep', `nesting deeper than ${maxDepth} levels at position ${i}`, i, pointerOf(kinds, counts, currentKey, depth + 1));
       }
       depth++;
       const isObject = c === 0x7b;
@@ -285,10 +293,10 @@ export function scanJson(s: string, limits: JsonLimits): JsonError | null {
       continue;
     }
     if (c === 0x22) {
-      const end = scanString(i);
+      const end = scanString(s, i);
       if (typeof end !== 'number') return end;
       if (lastStringLength > maxStringLength) {
-        return err('json-string-too-long', `a string at position ${i} is ${lastStringLength} characters long; the limit is ${maxStringLength}`, i, pointerOf(depth + 1));
+        return jerr('json-string-too-long', `a string at position ${i} is ${lastStringLength} characters long; the limit is ${maxStringLength}`, i, pointerOf(kinds, counts, currentKey, depth + 1));
       }
       i = end;
       state = S_AFTER_VALUE;
@@ -301,11 +309,11 @@ export function scanJson(s: string, limits: JsonLimits): JsonError | null {
       let d = j < n ? s.charCodeAt(j) : -1;
       if (d === 0x30) j++;
       else if (d >= 0x31 && d <= 0x39) j = skipDigits(s, j + 1);
-      else return err('malformed-json', `expected a digit at position ${j}`, j);
+      else return jerr('malformed-json', `expected a digit at position ${j}`, j);
       d = j < n ? s.charCodeAt(j) : -1;
       if (d === 0x2e /* . */) {
         j++;
-        if (!isDigitAt(s, j)) return err('malformed-json', `expected a digit after the decimal point at position ${j}`, j);
+        if (!isDigitAt(s, j)) return jerr('malformed-json', `expected a digit after the decimal point at position ${j}`, j);
         j = skipDigits(s, j);
         d = j < n ? s.charCodeAt(j) : -1;
       }
@@ -313,7 +321,7 @@ export function scanJson(s: string, limits: JsonLimits): JsonError | null {
         j++;
         d = j < n ? s.charCodeAt(j) : -1;
         if (d === 0x2b || d === 0x2d) j++;
-        if (!isDigitAt(s, j)) return err('malformed-json', `expected a digit in the exponent at position ${j}`, j);
+        if (!isDigitAt(s, j)) return jerr('malformed-json', `expected a digit in the exponent at position ${j}`, j);
         j = skipDigits(s, j);
       }
       i = j;
@@ -323,10 +331,10 @@ export function scanJson(s: string, limits: JsonLimits): JsonError | null {
     if (c === 0x74 /* t */ && s.startsWith('true', i)) { i += 4; state = S_AFTER_VALUE; continue; }
     if (c === 0x66 /* f */ && s.startsWith('false', i)) { i += 5; state = S_AFTER_VALUE; continue; }
     if (c === 0x6e /* n */ && s.startsWith('null', i)) { i += 4; state = S_AFTER_VALUE; continue; }
-    return unexpected(i, state === S_VALUE_OR_CLOSE ? 'a value or "]"' : 'a value');
+    return unexpected(s, i, state === S_VALUE_OR_CLOSE ? 'a value or "]"' : 'a value');
   }
   if (state === S_AFTER_VALUE && depth === 0) return null;
-  return err('malformed-json', n === 0 ? 'empty JSON text' : `unexpected end of JSON input at position ${n}`, n);
+  return jerr('malformed-json', n === 0 ? 'empty JSON text' : `unexpected end of JSON input at position ${n}`, n);
 }
 
 const EMPTY_KEYS: string[] = [];
