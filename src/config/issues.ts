@@ -313,3 +313,6 @@ export function ajvErrorsToIssues(errors: readonly ErrorObject[] | null | undefi
   }
   return out;
 }
+
+/** An issue found by a semantic check (a config that passed the schema), before the loader adds the file position. */
+export type SemanticIssue = Omit<ConfigIssue, 'file' | 'line' | 'column'>;

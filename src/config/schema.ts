@@ -2,18 +2,14 @@
 // (validated with ajv, published as schema/portcullis.schema.json) and the TypeScript types.
 // Every object is closed (`additionalProperties: false`): a typo must fail validation, never
 // silently disable a security setting.
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type Static, type TSchema, type TOptional } from '@sinclair/typebox';
 
 import { Obj, Ms, PosInt, Cidr, HeaderName } from './schema-kit.js';
 export { Obj } from './schema-kit.js';
 import { IdentitySchema } from '../identity/schema.js';
 import { StateSchema } from '../state/schema.js';
-import { AuthenticationSchema } from '../stages/authentication/schema.js';
-import { AuthorizationSchema } from '../stages/authorization/schema.js';
-import { AttestationSchema } from '../stages/attestation/schema.js';
-import { RateLimitSchema, RateLimitGlobalSchema } from '../stages/rate-limit/schema.js';
-import { ConcurrencySchema, ConcurrencyGlobalSchema } from '../stages/concurrency/schema.js';
-import { CacheSchema, CacheGlobalSchema } from '../stages/cache/schema.js';
+import { STAGES } from '../stages/registry.js';
+export { HeaderRewriteSchema, type HeaderRewrite } from '../stages/headers/schema.js';
 
 // ---------------------------------------------------------------- listeners
 export const ListenerLimitsSchema = Obj({
@@ -179,12 +175,40 @@ export const RouteMatchSchema = Obj({
 });
 export type RouteMatch = Static<typeof RouteMatchSchema>;
 
-export const HeaderRewriteSchema = Obj({
-  set: Type.Optional(Type.Record(HeaderName, Type.String(), { additionalProperties: false })),
-  add: Type.Optional(Type.Record(HeaderName, Type.String(), { additionalProperties: false })),
-  remove: Type.Optional(Type.Array(HeaderName)),
-});
-export type HeaderRewrite = Static<typeof HeaderRewriteSchema>;
+// ---------------------------------------------------------------- stage blocks (from the registry)
+type Stage = (typeof STAGES)[number];
+/** `routes[].<configKey>` of every registered stage */
+type StageRouteProperties = { [M in Stage as M['configKey']]: TOptional<M['schema']> };
+/** top-level blocks owned by stages (`rateLimiting`, `caching`, `overload`) */
+type StageGlobalProperties = { [M in Stage as NonNullable<M['global']>['key']]: TOptional<NonNullable<M['global']>['schema']> };
+
+function stageRouteProperties(): StageRouteProperties {
+  const out: Record<string, TSchema> = {};
+  for (const m of STAGES) out[m.configKey] = Type.Optional(m.schema);
+  return out as StageRouteProperties;
+}
+function stageGlobalProperties(): StageGlobalProperties {
+  const out: Record<string, TSchema> = {};
+  for (const m of STAGES) if (m.global !== undefined) out[m.global.key] = Type.Optional(m.global.schema);
+  return out as StageGlobalProperties;
+}
+
+export const RouteLimitsSchema = Obj({
+  maxBodyBytes: Type.Optional(Type.Integer({ minimum: 0, description: 'Request body limit of this route (default: the listener\'s); 413 beyond' })),
+  maxResponseBodyBytes: Type.Optional(Type.Integer({ minimum: 0, description: 'Largest upstream response body a response-body stage buffers (default 8 MiB)' })),
+  body: Type.Optional(Obj({
+    maxDepth: Type.Optional(PosInt('JSON nesting depth', 10_000)),
+    maxKeys: Type.Optional(PosInt('Object keys in one JSON document')),
+    maxStringLength: Type.Optional(PosInt('Longest JSON string (key or value)')),
+    maxArrayLength: Type.Optional(PosInt('Longest JSON array')),
+    maxParts: Type.Optional(PosInt('multipart/form-data parts')),
+    maxFields: Type.Optional(PosInt('Form fields (urlencoded or multipart)')),
+    maxFieldBytes: Type.Optional(PosInt('Bytes of one form field value')),
+    maxFileBytes: Type.Optional(PosInt('Bytes of one multipart file')),
+    maxFiles: Type.Optional(PosInt('multipart files')),
+  }, { description: 'Decoding limits of the request-body phase, on routes where a stage reads the body (docs/request-body.md)' })),
+  responseBodyOverflow: Type.Optional(Type.Union([Type.Literal('error'), Type.Literal('pass')], { default: 'error', description: 'A larger response: 502 (error), or sent on unchanged without the response-body stages (pass)' })),
+}, { description: 'Per-route body limits' });
 
 export const RouteSchema = Obj({
   id: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9_.:-]+$' }),
@@ -197,26 +221,12 @@ export const RouteSchema = Obj({
   }, { description: 'Answer directly instead of proxying' })),
   stripPrefix: Type.Optional(Type.String({ pattern: '^/' })),
   rewritePath: Type.Optional(Type.String({ pattern: '^/', description: 'New upstream path; :param and * from the match are substituted' })),
-  requestHeaders: Type.Optional(HeaderRewriteSchema),
-  responseHeaders: Type.Optional(HeaderRewriteSchema),
   websocket: Type.Optional(Type.Boolean({ default: false })),
   preserveHost: Type.Optional(Type.Boolean({ default: false, description: 'Send the client Host upstream instead of the target host' })),
   exposeUpstreamErrors: Type.Optional(Type.Boolean({ default: false, description: 'Pass 5xx bodies from the upstream to the client' })),
   listeners: Type.Optional(Type.Array(Type.String(), { description: 'Only on these listeners (default all)' })),
-  limits: Type.Optional(Obj({ maxBodyBytes: Type.Optional(Type.Integer({ minimum: 0 })) })),
-  clientCert: Type.Optional(Obj({
-    required: Type.Boolean({ description: 'Refuse (403) requests without a verified client certificate' }),
-    subjects: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: 'Allowed subject CNs' })),
-    sans: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: 'Allowed subject alternative names (DNS, URI, email)' })),
-    fingerprints: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Fa-f0-9:]{64,95}$' }), { minItems: 1, description: 'Allowed SHA-256 certificate fingerprints' })),
-    forwardHeader: Type.Optional(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", description: 'Send the verified identity upstream in this header (client copies are always removed)' })),
-  }, { description: 'mTLS requirement for this route (the listener must request client certificates)' })),
-  attestation: Type.Optional(AttestationSchema),
-  authentication: Type.Optional(AuthenticationSchema),
-  authorization: Type.Optional(AuthorizationSchema),
-  rateLimit: Type.Optional(RateLimitSchema),
-  concurrency: Type.Optional(ConcurrencySchema),
-  cache: Type.Optional(CacheSchema),
+  limits: Type.Optional(RouteLimitsSchema),
+  ...stageRouteProperties(),
 });
 export type RouteConfig = Static<typeof RouteSchema>;
 
@@ -262,9 +272,7 @@ export const GatewayConfigSchema = Obj({
   accessLog: Type.Optional(AccessLogSchema),
   identity: Type.Optional(IdentitySchema),
   state: Type.Optional(StateSchema),
-  rateLimiting: Type.Optional(RateLimitGlobalSchema),
-  overload: Type.Optional(ConcurrencyGlobalSchema),
-  caching: Type.Optional(CacheGlobalSchema),
+  ...stageGlobalProperties(),
 }, {
   $id: 'https://portcullis.dev/schema/portcullis.schema.json',
   title: 'Portcullis gateway configuration',

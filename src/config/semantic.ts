@@ -3,41 +3,29 @@
 // Input is a config that already passed schema validation. Messages never echo header values or
 // target URLs (they may carry secrets substituted from the environment).
 import ipaddr from 'ipaddr.js';
-import type { GatewayConfig, HeaderRewrite, UpstreamConfig } from './schema.js';
-import { formatPath, suggest, type ConfigIssue, type PathSegment } from './issues.js';
-import { transportSecurityIssues } from '../stages/transport-security/semantic.js';
-import { clientCertIssues } from '../stages/client-cert/semantic.js';
-import { authenticationIssues } from '../stages/authentication/semantic.js';
-import { authorizationIssues } from '../stages/authorization/semantic.js';
-import { attestationIssues } from '../stages/attestation/semantic.js';
+import type { GatewayConfig, UpstreamConfig } from './schema.js';
+import { formatPath, suggest, type PathSegment, type SemanticIssue } from './issues.js';
+import { HOP_BY_HOP_HEADERS, CTL_IN_HEADER_VALUE } from '../net/header-tables.js';
+import { transportSecurityIssues } from '../server/transport-security/semantic.js';
 import { dpopIssues } from '../identity/dpop/semantic.js';
 import { apiKeyIssues } from '../identity/api-keys/semantic.js';
 import { issuerIssues } from '../identity/jwt/semantic.js';
-import { concurrencyIssues } from '../stages/concurrency/semantic.js';
-import { rateLimitIssues } from '../stages/rate-limit/semantic.js';
 import { stateIssues } from '../state/semantic.js';
+import { STAGES } from '../stages/registry.js';
+import type { AnyStageModule } from '../pipeline/types.js';
 
-export type SemanticIssue = Omit<ConfigIssue, 'file' | 'line' | 'column'>;
+export type { SemanticIssue } from './issues.js';
+export { HOP_BY_HOP_HEADERS } from '../net/header-tables.js';
 
-/** Connection-level headers (RFC 9110 §7.6.1 plus legacy ones); never forwarded, never configurable. */
-export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
-  'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer',
-  'transfer-encoding', 'upgrade',
-]);
-/** Headers the gateway owns because they define message framing; rewriting them enables request smuggling. */
-const FRAMING_HEADERS: ReadonlySet<string> = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade']);
-
-/**
- * Request headers the gateway itself writes for the upstream: a configured copy would be sent twice
- * (two Host headers is an ambiguity a backend may resolve either way) or would let config spoof them.
- */
-const GATEWAY_REQUEST_HEADERS: ReadonlySet<string> = new Set(['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'via']);
+/** Checks of the foundations (not stages): listener transport security, identity providers, the state store. */
+const FOUNDATION_CHECKS: readonly ((cfg: GatewayConfig) => SemanticIssue[])[] = [
+  transportSecurityIssues, dpopIssues, apiKeyIssues, issuerIssues, stateIssues,
+];
 
 /** Aliases accepted in server.trustedProxies besides addresses and CIDR blocks. */
 export const TRUSTED_PROXY_ALIASES: ReadonlySet<string> = new Set(['loopback', 'private', 'linklocal']);
 
 const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const CTL_IN_HEADER_VALUE = /[\r\n\0]/;
 
 export interface PathPatternInfo {
   params: string[];
@@ -142,7 +130,7 @@ function checkUpstreamTls(u: UpstreamConfig, base: PathSegment[], err: Report, w
   }
 }
 
-export function checkSemantics(cfg: GatewayConfig): SemanticIssue[] {
+export function checkSemantics(cfg: GatewayConfig, stages: readonly AnyStageModule[] = STAGES): SemanticIssue[] {
   const out: SemanticIssue[] = [];
   const err = (path: PathSegment[], message: string): void => { out.push({ path: formatPath(path), message, severity: 'error' }); };
   const warn = (path: PathSegment[], message: string): void => { out.push({ path: formatPath(path), message, severity: 'warning' }); };
@@ -270,19 +258,14 @@ export function checkSemantics(cfg: GatewayConfig): SemanticIssue[] {
       }
     }
 
-    // -- headers
-    const checkRewrite = (which: 'requestHeaders' | 'responseHeaders', hr: HeaderRewrite | undefined): void => {
-      for (const op of ['set', 'add'] as const) {
-        for (const [name, value] of Object.entries(hr?.[op] ?? {})) {
-          const p: PathSegment[] = [...base, which, op, name];
-          if (CTL_IN_HEADER_VALUE.test(value)) err(p, 'header value must not contain CR, LF or NUL');
-          if (FRAMING_HEADERS.has(name.toLowerCase())) err(p, `${JSON.stringify(name)} cannot be ${op === 'set' ? 'set' : 'added'}: the gateway controls hop-by-hop and message-framing headers`);
-          else if (which === 'requestHeaders' && GATEWAY_REQUEST_HEADERS.has(name.toLowerCase())) err(p, `${JSON.stringify(name)} cannot be ${op === 'set' ? 'set' : 'added'}: the gateway sets it for the upstream (use preserveHost or the target URL for Host)`);
+    // -- stages that cannot work on a WebSocket route (e.g. the response cache: a tunnel has no response to store)
+    if (r.websocket === true) {
+      for (const m of stages) {
+        if (m.upgrades === 'incompatible' && (r as Record<string, unknown>)[m.configKey] !== undefined) {
+          err([...base, m.configKey], `the ${m.name} stage cannot run on a route with "websocket: true"; move the WebSocket path to a route of its own`);
         }
       }
-    };
-    checkRewrite('requestHeaders', r.requestHeaders);
-    checkRewrite('responseHeaders', r.responseHeaders);
+    }
     const ct = r.respond?.contentType;
     if (ct !== undefined && CTL_IN_HEADER_VALUE.test(ct)) err([...base, 'respond', 'contentType'], 'header value must not contain CR, LF or NUL');
   });
@@ -307,7 +290,8 @@ export function checkSemantics(cfg: GatewayConfig): SemanticIssue[] {
     else if (lower === 'content-length' || lower === 'host') err(['requestId', 'header'], `${JSON.stringify(rid)} cannot carry a request id`);
   }
 
-  // ------------------------------------------------------------ transport security (plaintext, HSTS, per-route mTLS)
-  out.push(...transportSecurityIssues(cfg), ...clientCertIssues(cfg), ...authenticationIssues(cfg), ...authorizationIssues(cfg), ...attestationIssues(cfg), ...dpopIssues(cfg), ...apiKeyIssues(cfg), ...issuerIssues(cfg), ...concurrencyIssues(cfg), ...rateLimitIssues(cfg), ...stateIssues(cfg));
+  // ------------------------------------------------------------ foundations, then every registered stage
+  for (const check of FOUNDATION_CHECKS) out.push(...check(cfg));
+  for (const m of stages) out.push(...m.check(cfg));
   return out;
 }

@@ -1,5 +1,5 @@
 // attestation stage: a short-lived app attestation token (Approov style) in a request header proves the
-// request comes from a genuine, unmodified app instance. Runs before authentication (STAGE_ORDER 67).
+// request comes from a genuine, unmodified app instance. Runs before authentication (order 67).
 //
 //   token missing          401 attestation-required (unless `required: false`: monitor mode lets it pass)
 //   invalid / expired / too long-lived / wrong key / binding mismatch
@@ -22,6 +22,7 @@ import { singleHeaderValue } from '../../pipeline/header-list.js';
 import { serviceKey } from '../../gateway/services.js';
 import { AttestationSchema, DEFAULT_ATTESTATION_HEADER, type AttestationConfig } from './schema.js';
 import { AttestationVerifier, MALFORMED, type AttestationVerdict } from './verifier.js';
+import { attestationIssues } from './semantic.js';
 
 
 const REQUIRED: Rejection = Object.freeze({ status: 401, code: 'attestation-required', detail: 'a valid app attestation token is required' });
@@ -55,9 +56,14 @@ export function bindingMatches(claim: unknown, authorization: string | undefined
   return claim === digest.toString('base64url') || claim === digest.toString('base64');
 }
 
-export const attestationStage: StageModule<AttestationConfig> = {
+export const attestationStage: StageModule<'attestation', typeof AttestationSchema> = {
   name: 'attestation',
+  order: 67,
+  configKey: 'attestation',
   schema: AttestationSchema,
+  upgrades: 'run',
+  docs: 'docs/attestation-and-dpop.md',
+  check: attestationIssues,
   compile(cfg, env) {
     const identity = env.identity;
     const vcfg = identity.config.attestation?.[cfg.verifier];
@@ -87,7 +93,6 @@ export const attestationStage: StageModule<AttestationConfig> = {
     };
 
     return {
-      name: 'attestation',
       onRequest(ctx) {
         const token = takeHeader(ctx.plan!.fwd, header);
         if (token === undefined) return required ? refuse(ctx, 'attestation-missing', REQUIRED) : undefined;

@@ -1,4 +1,4 @@
-// authentication stage: establishes who is calling (STAGE_ORDER 'authentication', after client-cert and
+// authentication stage: establishes who is calling (order 70, after client-cert and
 // attestation, before authorization).
 //
 // Methods run in the configured order. A method whose credential is absent from the request is skipped;
@@ -21,6 +21,7 @@ import { wwwAuthenticate } from '../../identity/challenge.js';
 import { claimAt } from '../../identity/claims.js';
 import { DEFAULT_DPOP_ALGORITHMS } from '../../identity/dpop/dpop.js';
 import { AuthenticationSchema, type AuthenticationConfig } from './schema.js';
+import { authenticationIssues } from './semantic.js';
 import type { AuthFailure, AuthMethod, AuthOutcome } from './types.js';
 import { compileApiKeyMethod } from './api-key.js';
 import { compileJwtMethod } from './jwt.js';
@@ -36,9 +37,15 @@ const CODE: Readonly<Record<number, string>> = { 401: 'invalid-credentials', 403
 /** A forwarded identity header: lower-case name and how its value is taken from the identity. */
 interface ForwardRule { readonly name: string; readonly value: (id: Identity) => string | undefined }
 
-export const authenticationStage: StageModule<AuthenticationConfig> = {
+export const authenticationStage: StageModule<'authentication', typeof AuthenticationSchema> = {
   name: 'authentication',
+  order: 70,
+  configKey: 'authentication',
   schema: AuthenticationSchema,
+  upgrades: 'run',
+  docs: 'docs/identity.md',
+  check: authenticationIssues,
+  ownedRequestHeaders: identityForwardHeaderNames,
   compile(cfg, env) {
     const ienv = env.identity;
     const methods: AuthMethod[] = cfg.methods.map((m, i) => {
@@ -107,7 +114,6 @@ export function compileAuthentication(cfg: AuthenticationConfig, methods: readon
     const settle = (ctx: RequestContext, m: AuthMethod, o: AuthOutcome): StageOutcome => (o.ok ? accept(ctx, m, o.identity) : refuse(ctx, m, o));
 
     return {
-      name: 'authentication',
       onRequest(ctx) {
         for (let i = 0; i < methods.length; i++) {
           const m = methods[i]!;

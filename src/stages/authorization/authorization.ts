@@ -1,4 +1,4 @@
-// authorization stage: what an established identity may do on this route (STAGE_ORDER 'authorization',
+// authorization stage: what an established identity may do on this route (order 80,
 // right after authentication). See docs/authorization.md.
 //
 // The route-level policy applies to every method; a `methods.<METHOD>` entry replaces it for that method
@@ -26,6 +26,7 @@ import type { CompileEnv, Rejection, StageModule } from '../../pipeline/types.js
 import type { SecurityEventBus } from '../../observability/security-events.js';
 import { wwwAuthenticate, type ChallengeParams } from '../../identity/challenge.js';
 import { AuthorizationSchema, type AccessPolicyConfig, type AuthorizationConfig } from './schema.js';
+import { authorizationIssues } from './semantic.js';
 
 type Claims = Readonly<Record<string, unknown>>;
 
@@ -314,16 +315,20 @@ function emit(events: SecurityEventBus, routeId: string, ctx: RequestContext, id
   });
 }
 
-export const authorizationStage: StageModule<AuthorizationConfig> = {
+export const authorizationStage: StageModule<'authorization', typeof AuthorizationSchema> = {
   name: 'authorization',
+  order: 80,
+  configKey: 'authorization',
   schema: AuthorizationSchema,
+  upgrades: 'run',
+  docs: 'docs/authorization.md',
+  check: authorizationIssues,
   compile(cfg, env) {
     const { base, byMethod } = compileAuthorization(cfg, env);
     if (base.open && (byMethod === undefined || [...byMethod.values()].every((p) => p.open))) return null;
     const events = env.identity.events;
     const routeId = env.routeId;
     return {
-      name: 'authorization',
       onRequest(ctx) {
         const p = byMethod === undefined ? base : (byMethod.get(ctx.req.method ?? '') ?? base);
         if (p.open) return undefined;

@@ -1,15 +1,15 @@
 // Response cache stage (order 120, last before the proxy). Opt-in per route. GET/HEAD responses are
 // stored following RFC 9111 for a shared cache, under a key that includes the caller's identity unless
-// the route is `public`; hits are answered here (ctx.answered) and never reach the upstream. Concurrent
+// the route is `public`; hits are answered here (through the response writer) and never reach the upstream. Concurrent
 // misses of one key wait for the first one's response (coalescing). See docs/caching.md.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { CompiledStage, StageModule, CompileEnv } from '../../pipeline/types.js';
 import type { RequestContext, ResponseTap, Identity } from '../../pipeline/context.js';
-import { HeaderList, type HeaderValue } from '../../pipeline/header-list.js';
+import type { HeaderValue } from '../../pipeline/header-list.js';
 import { encodePathForUpstream } from '../../routing/normalize.js';
-import { kCondemned, type CondemnableSocket } from '../../server/problem.js';
+import { sendBody, unreadBody } from '../../server/respond.js';
 import { serviceKey } from '../../gateway/services.js';
-import { CacheSchema, DEFAULT_CACHEABLE_STATUS, DEFAULT_COALESCE_WAIT_MS, DEFAULT_MAX_OBJECT_BYTES, type CacheConfig, type CacheGlobalConfig } from './schema.js';
+import { CacheSchema, CacheGlobalSchema, DEFAULT_CACHEABLE_STATUS, DEFAULT_COALESCE_WAIT_MS, DEFAULT_MAX_OBJECT_BYTES, type CacheConfig, type CacheGlobalConfig } from './schema.js';
 import { CachedResponse, httpDate, normalizeHeaderValue, parseCacheControl, variantOf } from './entry.js';
 import { MemoryCacheStore, registerCacheStore, type CacheStore } from './store.js';
 import { RedisCacheStore } from './redis-store.js';
@@ -220,30 +220,13 @@ export function primaryKey(p: RoutePolicy, ctx: RequestContext, headers: Incomin
   return `${key} ${p.isPublic ? '*' : isUnverified(ctx) ? 'anon' : identityScope(ctx.identity!)}`;
 }
 
-/** Writes a stored response to the client, as the proxy would have (gateway headers, response stages). */
-function serveHit(p: RoutePolicy, ctx: RequestContext, e: CachedResponse, now: number): void {
-  const rt = ctx.runtime!;
-  const res = ctx.res;
-  const head = ctx.req.method === 'HEAD';
+/** Writes a stored response to the client through the response writer, as the proxy would have. */
+function serveHit(ctx: RequestContext, e: CachedResponse, now: number): void {
   const flat: HeaderValue[] = e.headers.slice();
-  if (e.status !== 204 && e.status !== 304) flat.push('content-length', e.body.length);
-  flat.push('age', String(e.age(now)), 'x-content-type-options', 'nosniff', rt.requestId.header, ctx.id, 'via', rt.via);
+  flat.push('age', String(e.age(now)), 'via', ctx.runtime!.via);
   ctx.responseTap = new LabelTap(`portcullis; hit; ttl=${Math.max(0, Math.floor((e.expiresAt - now) / 1000))}`);
-  const stages = ctx.route!.onResponse;
-  if (stages.length > 0) {
-    const list = new HeaderList(flat);
-    for (let i = stages.length - 1; i >= 0; i--) stages[i]!(ctx, e.status, list);
-  }
-  // A request body we will not read must not linger on a keep-alive connection (as handler.ts does for `respond`).
-  if (ctx.plan!.bodyLen !== 0) {
-    flat.push('connection', 'close');
-    (ctx.req.socket as CondemnableSocket)[kCondemned] = true;
-  }
-  ctx.answered = true;
-  ctx.status = e.status;
-  ctx.bytesOut = head ? 0 : e.body.length;
-  res.writeHead(e.status, flat as unknown as Record<string, HeaderValue>);
-  res.end(head ? undefined : e.body);
+  // A request body we will not read must not linger on a keep-alive connection (the writer's rule).
+  sendBody(ctx, e.status, flat, e.body, unreadBody(ctx));
 }
 
 /** A miss goes upstream with a tap that may store the response; a GET may lead a coalescing group. */
@@ -268,7 +251,7 @@ function miss(p: RoutePolicy, ctx: RequestContext, primary: string, mayLead: boo
 /** Waits for the leader, then looks again: a hit is served, a miss goes upstream (without coalescing again). */
 function follow(p: RoutePolicy, ctx: RequestContext, primary: string, g: Group): Promise<undefined> {
   return new Promise<void>((resolve) => { g.waiters.push(resolve); }).then(() => {
-    if (ctx.res.destroyed) return undefined;
+    if (ctx.res!.destroyed) return undefined;
     const now = Date.now();
     const r = p.store.lookup(primary, ctx.req.headers, now, p.secretHeaders);
     if (r instanceof Promise) return r.then((e) => afterLookup(p, ctx, primary, e, now, false));
@@ -278,7 +261,7 @@ function follow(p: RoutePolicy, ctx: RequestContext, primary: string, g: Group):
 
 function afterLookup(p: RoutePolicy, ctx: RequestContext, primary: string, e: CachedResponse | undefined, now: number, mayLead: boolean): undefined | Promise<undefined> {
   if (e !== undefined) {
-    if (!ctx.res.destroyed) serveHit(p, ctx, e, now);
+    if (!ctx.res!.destroyed) serveHit(ctx, e, now);
     return undefined;
   }
   return miss(p, ctx, primary, mayLead, false);
@@ -357,7 +340,6 @@ export function compileCache(cfg: CacheConfig, env: CompileEnv): CompiledStage {
     inflight: new Map(),
   };
   return {
-    name: 'cache',
     onRequest: (ctx) => onRequest(p, ctx),
     onResponse: statusHeader === ''
       ? undefined
@@ -372,8 +354,15 @@ export function compileCache(cfg: CacheConfig, env: CompileEnv): CompiledStage {
   };
 }
 
-export const cacheStage: StageModule<CacheConfig> = {
+export const cacheStage: StageModule<'cache', typeof CacheSchema, 'caching', typeof CacheGlobalSchema> = {
   name: 'cache',
+  order: 120,
+  configKey: 'cache',
   schema: CacheSchema,
+  global: { key: 'caching', schema: CacheGlobalSchema },
+  // a tunnel has no response to store or replay
+  upgrades: 'incompatible',
+  docs: 'docs/caching.md',
+  check: () => [],
   compile: compileCache,
 };

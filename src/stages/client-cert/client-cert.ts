@@ -1,4 +1,4 @@
-// client-cert stage: per-route mTLS. Runs just before authentication (STAGE_ORDER 'client-cert').
+// client-cert stage: per-route mTLS. Runs just before attestation and authentication (order 65).
 //
 // The listener asks for a certificate during the handshake (`tls.clientCertificate.mode: request`) and
 // records whether it verified; this stage decides per route:
@@ -12,12 +12,13 @@
 //                  configured forwardHeader name are removed on every route by the request handler
 //                  (GatewayRuntime.ownedRequestHeaders, see forwardHeaderNames), not only here.
 import type { RouteConfig } from '../../config/schema.js';
-import { RouteSchema } from '../../config/schema.js';
+import { ClientCertSchema, type ClientCertConfig } from './schema.js';
+import { clientCertIssues } from './semantic.js';
 import type { Rejection, StageModule } from '../../pipeline/types.js';
 import type { RequestContext } from '../../pipeline/context.js';
 import { normalizeFingerprint, peerCertificate, sanAllowKeys, type PeerCertificate } from './identity.js';
 
-export type ClientCertConfig = NonNullable<RouteConfig['clientCert']>;
+export type { ClientCertConfig } from './schema.js';
 
 const REQUIRED: Rejection = Object.freeze({ status: 403, code: 'client-certificate-required', detail: 'a valid client certificate is required' });
 const NOT_ALLOWED: Rejection = Object.freeze({ status: 403, code: 'client-certificate-not-allowed', detail: 'this client certificate is not allowed here' });
@@ -73,14 +74,19 @@ function refuse(ctx: RequestContext, pc: PeerCertificate, rejection: Rejection, 
   return rejection;
 }
 
-export const clientCertStage: StageModule<ClientCertConfig> = {
+export const clientCertStage: StageModule<'clientCert', typeof ClientCertSchema> = {
   name: 'client-cert',
-  schema: RouteSchema.properties.clientCert,
+  order: 65,
+  configKey: 'clientCert',
+  schema: ClientCertSchema,
+  upgrades: 'run',
+  docs: 'docs/transport-security.md',
+  check: clientCertIssues,
+  ownedRequestHeaders: (routes) => forwardHeaderNames(routes) ?? [],
   compile(cfg) {
     const p = compileClientCertPolicy(cfg);
     const { required, forwardHeader } = p;
     return {
-      name: 'client-cert',
       onRequest(ctx) {
         const pc = peerCertificate(ctx.req);
         if (!pc.verified) return required ? refuse(ctx, pc, REQUIRED, pc.reason) : undefined;

@@ -1,4 +1,4 @@
-// concurrency stage (STAGE_ORDER 95, after rate limiting): bulkheads. At most N requests in flight per
+// concurrency stage (order 125, after rate limiting and the cache): bulkheads. At most N requests in flight per
 // consumer on the route, per route, and per upstream (top-level overload.upstreams, shared by every route
 // to that upstream); the rest wait briefly in a bounded queue or get 503 concurrency-limit with
 // Retry-After. See docs/concurrency-and-overload.md.
@@ -17,7 +17,8 @@ import type { CompileEnv, CompiledStage, Rejection, StageModule, StageOutcome } 
 import type { SecurityEventBus } from '../../observability/security-events.js';
 import { serviceKey } from '../../gateway/services.js';
 import { KeyedGate, SharedGate, type Gate, type GateLimits, type GateWaiter } from './bulkhead.js';
-import { ConcurrencySchema, type BulkheadQueueConfig, type ConcurrencyConfig } from './schema.js';
+import { ConcurrencySchema, ConcurrencyGlobalSchema, type BulkheadQueueConfig, type ConcurrencyConfig } from './schema.js';
+import { concurrencyIssues } from './semantic.js';
 
 export const DEFAULT_MAX_WAIT_MS = 1000;
 
@@ -244,13 +245,23 @@ function routeGates(config: ConcurrencyConfig, env: CompileEnv): Level[] {
   return out;
 }
 
-export const concurrencyStage: StageModule<ConcurrencyConfig> = {
+export const concurrencyStage: StageModule<'concurrency', typeof ConcurrencySchema, 'overload', typeof ConcurrencyGlobalSchema> = {
   name: 'concurrency',
+  // After the cache: a hit or a coalesced follower never goes upstream, so it must not take (or wait for) a slot.
+  order: 125,
+  configKey: 'concurrency',
   schema: ConcurrencySchema,
+  global: { key: 'overload', schema: ConcurrencyGlobalSchema },
+  // compiled on every route: a route without a block still passes its upstream's bulkhead (overload.upstreams)
+  always: true,
+  // a tunnel holds no request slot (it would pin one for its whole life)
+  upgrades: 'skip',
+  docs: 'docs/concurrency-and-overload.md',
+  check: concurrencyIssues,
   compile(config, env): CompiledStage | null {
     const levels = routeGates(config, env);
     if (levels.length === 0) return null;
     const g = new Guard(levels, env.identity.events);
-    return { name: 'concurrency', onRequest: g.onRequest, onDone: g.onDone };
+    return { onRequest: g.onRequest, onDone: g.onDone };
   },
 };

@@ -1,12 +1,14 @@
 // Header rewriting for one route: request side (applied while the proxy builds the upstream header list)
 // and response side (applied to the upstream's response head). Compiled once into lower-cased sets and
 // pairs so the per-request work is a Set lookup per header.
-import type { HeaderRewrite } from '../../config/schema.js';
-import { HeaderRewriteSchema } from '../../config/schema.js';
+import type { GatewayConfig } from '../../config/schema.js';
+import { HeaderRewriteSchema, type HeaderRewrite } from './schema.js';
 import type { StageModule } from '../../pipeline/types.js';
 import { removeHeaderPairs, type HeaderList } from '../../pipeline/header-list.js';
+import { formatPath, type PathSegment, type SemanticIssue } from '../../config/issues.js';
+import { CTL_IN_HEADER_VALUE, FRAMING_HEADERS, GATEWAY_REQUEST_HEADERS } from '../../net/header-tables.js';
 
-export const schema = HeaderRewriteSchema;
+export { HeaderRewriteSchema, type HeaderRewrite } from './schema.js';
 
 export interface RequestHeaderOps {
   /** lower-case names to drop from the client's request (also the names `set` replaces) */
@@ -45,15 +47,19 @@ export function compileResponseHeaders(cfg: HeaderRewrite | undefined): ((h: Hea
  * routing and the security stages, so identity headers they add cannot be removed by mistake here
  * unless configured.
  */
-export const requestHeadersStage: StageModule<HeaderRewrite> = {
+export const requestHeadersStage: StageModule<'requestHeaders', typeof HeaderRewriteSchema> = {
   name: 'request-headers',
+  order: 110,
+  configKey: 'requestHeaders',
   schema: HeaderRewriteSchema,
+  upgrades: 'run',
+  docs: 'docs/configuration.md',
+  check: (cfg) => rewriteIssues(cfg, 'requestHeaders'),
   compile(cfg) {
     const ops = compileRequestHeaders(cfg);
     if (ops === undefined) return null;
     const { remove, append } = ops;
     return {
-      name: 'request-headers',
       onRequest(ctx) {
         const fwd = ctx.plan?.fwd;
         if (fwd === undefined) return undefined;
@@ -66,12 +72,36 @@ export const requestHeadersStage: StageModule<HeaderRewrite> = {
 };
 
 /** response-headers stage: edits the upstream's response head before it is written to the client. */
-export const responseHeadersStage: StageModule<HeaderRewrite> = {
+export const responseHeadersStage: StageModule<'responseHeaders', typeof HeaderRewriteSchema> = {
   name: 'response-headers',
+  order: 200,
+  configKey: 'responseHeaders',
   schema: HeaderRewriteSchema,
+  upgrades: 'skip',
+  docs: 'docs/configuration.md',
+  check: (cfg) => rewriteIssues(cfg, 'responseHeaders'),
   compile(cfg) {
     const edit = compileResponseHeaders(cfg);
     if (edit === undefined) return null;
-    return { name: 'response-headers', onResponse: (_ctx, _status, headers) => edit(headers) };
+    return { onResponse: (_ctx, _status, headers) => edit(headers) };
   },
 };
+
+/** Values that could split a header block, framing headers, and (requests) headers the gateway writes itself. */
+function rewriteIssues(cfg: GatewayConfig, which: 'requestHeaders' | 'responseHeaders'): SemanticIssue[] {
+  const out: SemanticIssue[] = [];
+  const err = (path: PathSegment[], message: string): void => { out.push({ path: formatPath(path), message, severity: 'error' }); };
+  cfg.routes.forEach((r, i) => {
+    const hr = r[which];
+    for (const op of ['set', 'add'] as const) {
+      for (const [name, value] of Object.entries(hr?.[op] ?? {})) {
+        const p: PathSegment[] = ['routes', i, which, op, name];
+        const verb = op === 'set' ? 'set' : 'added';
+        if (CTL_IN_HEADER_VALUE.test(value)) err(p, 'header value must not contain CR, LF or NUL');
+        if (FRAMING_HEADERS.has(name.toLowerCase())) err(p, `${JSON.stringify(name)} cannot be ${verb}: the gateway controls hop-by-hop and message-framing headers`);
+        else if (which === 'requestHeaders' && GATEWAY_REQUEST_HEADERS.has(name.toLowerCase())) err(p, `${JSON.stringify(name)} cannot be ${verb}: the gateway sets it for the upstream (use preserveHost or the target URL for Host)`);
+      }
+    }
+  });
+  return out;
+}

@@ -6,15 +6,19 @@
 import { createHash } from 'node:crypto';
 import { Counter, register } from 'prom-client';
 import type { CompiledStage, CompileEnv, Rejection, StageModule, StageOutcome } from '../../pipeline/types.js';
-import type { RequestContext } from '../../pipeline/context.js';
+import { StageSlot, type RequestContext } from '../../pipeline/context.js';
 import type { HeaderList } from '../../pipeline/header-list.js';
 import type { RateCheck, RateResult, StateStore } from '../../state/types.js';
 import { LocalMemoryStore } from '../../state/memory.js';
 import type { Logger } from '../../observability/logger.js';
 import type { SecurityEventBus } from '../../observability/security-events.js';
-import { RateLimitSchema, type RateLimitConfig, type RateLimitRule, type RateKeyPart } from './schema.js';
+import { RateLimitSchema, RateLimitGlobalSchema, type RateLimitConfig, type RateLimitRule, type RateKeyPart } from './schema.js';
+import { rateLimitIssues } from './semantic.js';
 import { claimAt } from '../../identity/claims.js';
 import { ALG_FIXED, ALG_GCRA, ALG_SLIDING, seconds, type Algorithm } from './algorithms.js';
+
+/** [RateLimit-Policy, RateLimit] of the limits that admitted the request, when response headers are on */
+const kHeaders = new StageSlot<readonly [string, string]>('rate-limit.headers');
 
 type PartFn = (ctx: RequestContext) => string;
 
@@ -187,7 +191,7 @@ export class RateLimiter implements CompiledStage {
   private finish(ctx: RequestContext, set: LimitSet, checks: readonly RateCheck[], r: RateResult): StageOutcome | Promise<StageOutcome> {
     const ls = set.limits;
     if (r[0] === 1) {
-      if (this.onResponse !== undefined) { ctx.rateLimit = rateLimitValue(ls, r); ctx.rateLimitPolicy = set.policy; }
+      if (this.onResponse !== undefined) kHeaders.set(ctx, [set.policy, rateLimitValue(ls, r)]);
       const delay = r[1]!;
       return delay > 0 ? this.hold(ctx, set, checks, delay) : undefined;
     }
@@ -253,10 +257,10 @@ export class RateLimiter implements CompiledStage {
   }
 
   private addHeaders(ctx: RequestContext, h: HeaderList): void {
-    const v = ctx.rateLimit;
+    const v = kHeaders.get(ctx);
     if (v === undefined) return;
-    h.set('ratelimit-policy', ctx.rateLimitPolicy!);
-    h.set('ratelimit', v);
+    h.set('ratelimit-policy', v[0]);
+    h.set('ratelimit', v[1]);
   }
 
   private emit(ctx: RequestContext, reason: string): void {
@@ -307,8 +311,14 @@ export function compileRateLimit(cfg: RateLimitConfig, env: CompileEnv): RateLim
   );
 }
 
-export const rateLimitStage: StageModule<RateLimitConfig> = {
+export const rateLimitStage: StageModule<'rateLimit', typeof RateLimitSchema, 'rateLimiting', typeof RateLimitGlobalSchema> = {
   name: 'rate-limit',
+  order: 90,
+  configKey: 'rateLimit',
   schema: RateLimitSchema,
+  global: { key: 'rateLimiting', schema: RateLimitGlobalSchema },
+  upgrades: 'run',
+  docs: 'docs/rate-limiting.md',
+  check: rateLimitIssues,
   compile: compileRateLimit,
 };

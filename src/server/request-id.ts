@@ -3,9 +3,8 @@
 // (by default: trusted proxies), and only if it looks like an id, so clients cannot inject log lines.
 import { randomBytes } from 'node:crypto';
 import type { Static } from '@sinclair/typebox';
-import { RequestIdSchema } from '../../config/schema.js';
+import type { RequestIdSchema } from '../config/schema.js';
 
-export const schema = RequestIdSchema;
 export type RequestIdConfig = Static<typeof RequestIdSchema>;
 
 const SAFE_ID = /^[A-Za-z0-9._:@-]{1,128}$/;

@@ -1,13 +1,12 @@
 // Access log stage: one JSON line per exchange via pino, written when the response is over.
 // Secrets never reach the log: we log a fixed set of fields, never whole header maps, and the few
 // headers/query parameters an operator asks for pass through redaction compiled at load time.
-import { ALWAYS_SECRET_HEADERS, type CredentialNames } from '../../config/credentials.js';
+import { ALWAYS_SECRET_HEADERS, type CredentialNames } from '../config/credentials.js';
 import { pino } from 'pino';
 import type { Static } from '@sinclair/typebox';
-import { AccessLogSchema } from '../../config/schema.js';
-import type { RequestContext } from '../../pipeline/context.js';
+import type { AccessLogSchema } from '../config/schema.js';
+import type { RequestContext } from '../pipeline/context.js';
 
-export const schema = AccessLogSchema;
 export type AccessLogConfig = Static<typeof AccessLogSchema>;
 
 /** Always redacted, whatever the config says. */

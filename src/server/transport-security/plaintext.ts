@@ -6,11 +6,11 @@
 // only from what the configuration knows: the host must be one of the route `match.hosts` names or
 // wildcards, or a certificate name of a TLS listener (anything else is a 400, never a redirect to an
 // attacker-chosen host), and the path is the normalized one, re-encoded canonically (never raw bytes).
-import type { ServerResponse } from 'node:http';
 import type { GatewayConfig, ListenerConfig } from '../../config/schema.js';
 import type { RequestContext } from '../../pipeline/context.js';
 import { encodePathForUpstream } from '../../routing/normalize.js';
-import { sendProblem, SECURITY_HEADERS, kCondemned, type CondemnableSocket } from '../../server/problem.js';
+import type { Rejection } from '../../pipeline/types.js';
+import { ANSWERED, sendBody, unreadBody } from '../respond.js';
 
 export type PlaintextMode = 'serve' | 'redirect' | 'reject';
 
@@ -106,39 +106,21 @@ export function redirectLocation(p: PlaintextPolicy, name: string, path: string,
 }
 
 /**
- * Answers a request that arrived on a redirecting or refusing plain listener. `ctx.path` / `ctx.query`
- * are the normalized target; `host` passed the handler's Host checks. A request with a body gets
- * `connection: close` (the body is never read).
+ * Answers a request that arrived on a redirecting or refusing plain listener (the `plaintext` phase).
+ * `ctx.path` / `ctx.query` are the normalized target; `host` passed the Host checks. Returns the refusal,
+ * or ANSWERED after writing the redirect (a request with a body gets `connection: close`: it is never read).
  */
-export function answerPlaintext(p: PlaintextPolicy, ctx: RequestContext, res: ServerResponse, host: string, requestIdHeader: string, hasBody: boolean): void {
-  if (p.mode === 'reject') {
-    ctx.status = 403;
-    ctx.blockReason = 'https-required';
-    sendProblem(res, 403, 'https-required', 'this service is only available over HTTPS', ctx.id, requestIdHeader, undefined, hasBody);
-    return;
-  }
+export function answerPlaintext(p: PlaintextPolicy, ctx: RequestContext, host: string): Rejection | typeof ANSWERED {
+  if (p.mode === 'reject') return HTTPS_REQUIRED;
   const name = redirectHost(p, host);
-  if (name === undefined) {
-    ctx.status = 400;
-    ctx.blockReason = 'unknown-host';
-    sendProblem(res, 400, 'unknown-host', 'this host is not served here', ctx.id, requestIdHeader, undefined, hasBody);
-    return;
-  }
-  ctx.status = 308;
+  if (name === undefined) return UNKNOWN_HOST;
   ctx.blockReason = 'https-redirect';
-  const headers: Record<string, string | number> = {
-    location: redirectLocation(p, name, ctx.path, ctx.query),
-    'content-length': 0,
-    ...SECURITY_HEADERS,
-    [requestIdHeader]: ctx.id,
-  };
-  if (hasBody) {
-    headers.connection = 'close';
-    (ctx.req.socket as CondemnableSocket)[kCondemned] = true;
-  }
-  res.writeHead(308, headers);
-  res.end();
+  sendBody(ctx, 308, ['location', redirectLocation(p, name, ctx.path, ctx.query), 'cache-control', 'no-store'], '', unreadBody(ctx));
+  return ANSWERED;
 }
+
+const HTTPS_REQUIRED: Rejection = Object.freeze({ status: 403, code: 'https-required', detail: 'this service is only available over HTTPS' });
+const UNKNOWN_HOST: Rejection = Object.freeze({ status: 400, code: 'unknown-host', detail: 'this host is not served here' });
 
 /** DNS names (and the CN when there are no DNS SANs) of a PEM certificate, for knownHostNames. */
 export function certificateDnsNames(subjectAltName: string | undefined, subject: string): string[] {

@@ -3,11 +3,10 @@
 // per-request handler: head and timing limits must be enforced by the listener and the header scan
 // before a request object is trusted at all (src/server/listener.ts, src/server/handler.ts). This module
 // owns the schema, the safe defaults and their resolution.
-import type { ListenerLimits } from '../../config/schema.js';
-import { ListenerLimitsSchema } from '../../config/schema.js';
-import type { ListenerLimitsResolved } from '../../gateway/runtime.js';
+import type { ListenerLimits } from '../config/schema.js';
+import type { ListenerLimitsSchema } from '../config/schema.js';
+import type { ListenerLimitsResolved } from '../gateway/runtime.js';
 
-export const schema = ListenerLimitsSchema;
 
 /** Safe protocol defaults for every listener (docs/configuration.md lists them). */
 export const DEFAULT_LIMITS: ListenerLimitsResolved = Object.freeze({
