@@ -2,19 +2,21 @@
 // Everything that can be decided once (routing tables, header sets, stage chains, limits) is decided here,
 // so the request path only looks things up.
 import type { GatewayConfig, RouteConfig, UpstreamConfig } from '../config/schema.js';
-import { resolveLimits } from '../stages/limits/limits.js';
+import { resolveLimits } from '../server/limits.js';
 import { compileRouter, type RouteEntry } from '../routing/router.js';
 import { parseCidrList } from '../net/cidr.js';
 import { compileClientIpResolver } from '../net/client-ip.js';
 import { createUpstream } from '../upstream/upstream.js';
 import { UpstreamTlsConfigError } from '../upstream/tls.js';
 import type { Upstream, UpstreamEvent } from '../upstream/types.js';
-import * as requestId from '../stages/request-id/request-id.js';
-import * as accessLog from '../stages/access-log/access-log.js';
-import { compileRouteStages } from '../pipeline/registry.js';
-import { compileTransportSecurity } from '../stages/transport-security/index.js';
-import { forwardHeaderNames } from '../stages/client-cert/client-cert.js';
-import { identityForwardHeaderNames } from '../stages/authentication/authentication.js';
+import * as requestId from '../server/request-id.js';
+import * as accessLog from '../observability/access-log.js';
+import { compileRouteChain } from '../pipeline/chain.js';
+import type { AnyStageModule } from '../pipeline/types.js';
+import { STAGES } from '../stages/registry.js';
+import { createBodyReader } from '../server/body-phase.js';
+import { resolveBodyLimits } from '../body/index.js';
+import { compileTransportSecurity } from '../server/transport-security/index.js';
 import type { RequestContext } from '../pipeline/context.js';
 import { ServicePool, serviceKey, type ServiceScope } from './services.js';
 import { SecurityEventBus } from '../observability/security-events.js';
@@ -26,7 +28,7 @@ import type { IdentityEnv } from '../identity/env.js';
 import type { Logger } from '../observability/logger.js';
 import type { CompiledRoute, GatewayRuntime, ListenerRuntime } from './runtime.js';
 
-export { DEFAULT_LIMITS, resolveLimits } from '../stages/limits/limits.js';
+export { DEFAULT_LIMITS, resolveLimits } from '../server/limits.js';
 
 export interface CompileOptions {
   generation: number;
@@ -46,7 +48,12 @@ export interface CompileOptions {
   services?: ServiceScope;
   /** the process's security event bus; default a private one */
   events?: SecurityEventBus;
+  /** the stage modules (default: the registry, src/stages/registry.ts); tests add stages of their own */
+  stages?: readonly AnyStageModule[];
 }
+
+/** Default limit of the response-body phase (routes[].limits.maxResponseBodyBytes). */
+export const DEFAULT_MAX_RESPONSE_BODY_BYTES = 8 * 1024 * 1024;
 
 export class CompileError extends Error {
   constructor(readonly path: string, message: string) { super(`${path}: ${message}`); }
@@ -84,11 +91,12 @@ export function compileGateway(cfg: GatewayConfig, opts: CompileOptions): Gatewa
     consumers: createConsumerDirectory(cfg.identity, services, baseDir, opts.logger),
   };
 
+  const stages = opts.stages ?? STAGES;
   const entries: RouteEntry<CompiledRoute>[] = [];
   let needsHeaders = false;
   cfg.routes.forEach((r, i) => {
     if (r.match.headers !== undefined && Object.keys(r.match.headers).length > 0) needsHeaders = true;
-    entries.push({ id: r.id, match: r.match, value: compileRoute(r, i, upstreams, identity, cfg), ...(r.listeners ? { listeners: r.listeners } : {}) });
+    entries.push({ id: r.id, match: r.match, value: compileRoute(r, i, upstreams, identity, cfg, stages), ...(r.listeners ? { listeners: r.listeners } : {}) });
   });
   let router;
   try {
@@ -101,7 +109,7 @@ export function compileGateway(cfg: GatewayConfig, opts: CompileOptions): Gatewa
     generation: opts.generation,
     router,
     routerNeedsHeaders: needsHeaders,
-    ownedRequestHeaders: ownedHeaders(cfg.routes),
+    ownedRequestHeaders: ownedHeaders(cfg.routes, stages),
     services,
     events,
     trusted,
@@ -117,10 +125,10 @@ export function compileGateway(cfg: GatewayConfig, opts: CompileOptions): Gatewa
   };
 }
 
-/** Identity headers only the gateway may send upstream: clientCert.forwardHeader and authentication.forward names. */
-function ownedHeaders(routes: readonly RouteConfig[]): ReadonlySet<string> | undefined {
-  const names = new Set(forwardHeaderNames(routes));
-  for (const n of identityForwardHeaderNames(routes)) names.add(n);
+/** Headers only the gateway may send upstream (identity headers stages write, e.g. clientCert.forwardHeader). */
+function ownedHeaders(routes: readonly RouteConfig[], stages: readonly AnyStageModule[]): ReadonlySet<string> | undefined {
+  const names = new Set<string>();
+  for (const m of stages) for (const n of m.ownedRequestHeaders?.(routes) ?? []) names.add(n.toLowerCase());
   return names.size > 0 ? names : undefined;
 }
 
@@ -141,22 +149,28 @@ function newUpstream(name: string, ucfg: UpstreamConfig, opts: CompileOptions): 
   }
 }
 
-function compileRoute(r: RouteConfig, index: number, upstreams: ReadonlyMap<string, Upstream>, identity: IdentityEnv, config: GatewayConfig): CompiledRoute {
+function compileRoute(r: RouteConfig, index: number, upstreams: ReadonlyMap<string, Upstream>, identity: IdentityEnv, config: GatewayConfig, stages: readonly AnyStageModule[]): CompiledRoute {
   const upstream = r.upstream !== undefined ? upstreams.get(r.upstream) : undefined;
   if (r.upstream !== undefined && upstream === undefined) throw new CompileError(`routes[${index}].upstream`, `unknown upstream "${r.upstream}"`);
   if ((upstream === undefined) === (r.respond === undefined)) throw new CompileError(`routes[${index}]`, 'a route needs exactly one of "upstream" or "respond"');
-  let stages;
+  // The route's decoding limits; a multipart file may use the whole body limit unless capped lower.
+  const bodyLimits = resolveBodyLimits(r.limits?.body, r.limits?.maxBodyBytes);
+  let chain;
   try {
-    stages = compileRouteStages(r, { routeId: r.id, route: r, path: `routes[${index}]`, identity, config });
+    chain = compileRouteChain(r, { routeId: r.id, route: r, path: `routes[${index}]`, identity, config }, stages, () => createBodyReader(bodyLimits));
   } catch (err) {
     if (err instanceof CompileError) throw err;
     throw new CompileError(`routes[${index}]`, (err as Error).message);
   }
   return {
     id: r.id,
-    onRequest: stages.flatMap((s) => (s.onRequest ? [s.onRequest] : [])),
-    onResponse: stages.flatMap((s) => (s.onResponse ? [s.onResponse] : [])),
-    onDone: stages.flatMap((s) => (s.onDone ? [s.onDone] : [])),
+    steps: chain.steps,
+    upgradeSteps: chain.upgradeSteps,
+    onResponse: chain.onResponse,
+    onResponseBody: chain.onResponseBody,
+    responseBody: { maxBytes: r.limits?.maxResponseBodyBytes ?? DEFAULT_MAX_RESPONSE_BODY_BYTES, overflow: r.limits?.responseBodyOverflow ?? 'error' },
+    onDone: chain.onDone,
+    upgradeDone: chain.upgradeDone,
     upstream,
     respond: r.respond !== undefined ? {
       status: r.respond.status,

@@ -5,18 +5,19 @@ import type { Router } from '../routing/router.js';
 import type { Upstream } from '../upstream/types.js';
 import type { IpMatcher } from '../net/cidr.js';
 import type { ClientIpResolver } from '../net/client-ip.js';
-import type { RequestIdStage } from '../stages/request-id/request-id.js';
-import type { AccessLogger } from '../stages/access-log/access-log.js';
+import type { RequestIdStage } from '../server/request-id.js';
+import type { AccessLogger } from '../observability/access-log.js';
 import type { RequestContext } from '../pipeline/context.js';
 import type { ListenerConfig } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
-import type { PlaintextPolicy } from '../stages/transport-security/plaintext.js';
+import type { PlaintextPolicy } from '../server/transport-security/plaintext.js';
 import type { ServiceScope } from './services.js';
 import type { SecurityEventBus } from '../observability/security-events.js';
 import type { LoadShedder } from '../stages/concurrency/overload.js';
 
-export type RequestHandlerFn = NonNullable<CompiledStage['onRequest']>;
+export type RequestStep = NonNullable<CompiledStage['onRequest']>;
 export type ResponseHandlerFn = NonNullable<CompiledStage['onResponse']>;
+export type ResponseBodyHandlerFn = NonNullable<CompiledStage['onResponseBody']>;
 export type DoneHandlerFn = NonNullable<CompiledStage['onDone']>;
 
 export interface DirectResponse {
@@ -27,11 +28,19 @@ export interface DirectResponse {
 
 export interface CompiledRoute {
   readonly id: string;
-  /** request handlers of the route's stages, in stage order */
-  readonly onRequest: readonly RequestHandlerFn[];
-  /** response-head handlers, in reverse stage order */
+  /** what runs after routing, in order: the stages' onRequest, with the request-body phase before the first stage that needs the body */
+  readonly steps: readonly RequestStep[];
+  /** the steps of an Upgrade request: stages with `upgrades: 'run'` only */
+  readonly upgradeSteps: readonly RequestStep[];
+  /** response-head handlers, in stage order (the response writer runs them in reverse) */
   readonly onResponse: readonly ResponseHandlerFn[];
+  /** response-body handlers (the response-body phase), in stage order; empty = responses stream */
+  readonly onResponseBody: readonly ResponseBodyHandlerFn[];
+  /** limits of the response-body phase (when onResponseBody is not empty) */
+  readonly responseBody: { readonly maxBytes: number; readonly overflow: 'error' | 'pass' };
   readonly onDone: readonly DoneHandlerFn[];
+  /** onDone of the stages an Upgrade request runs */
+  readonly upgradeDone: readonly DoneHandlerFn[];
   readonly upstream: Upstream | undefined;
   readonly respond: DirectResponse | undefined;
   /** computes the decoded upstream path from the context (strip prefix / rewrite), or undefined to keep ctx.path */

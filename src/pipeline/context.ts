@@ -1,7 +1,9 @@
 // The per-request context: everything later stages and the access log need to know about one exchange.
 // A class (not an object literal) so every context has the same shape and V8 keeps property access fast.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { CompiledRoute, GatewayRuntime } from '../gateway/runtime.js';
+import type { ParsedBody } from '../body/index.js';
 
 export interface Identity {
   /** consumer id when the credential maps to a consumer, else the token subject or certificate identity */
@@ -45,12 +47,13 @@ export class RequestContext {
   params: Readonly<Record<string, string>> = EMPTY_PARAMS;
   wildcard: string | undefined = undefined;
   identity: Identity | undefined = undefined;
-  /** the RateLimit response header value, when the rate-limit stage admitted the request and headers are on */
-  rateLimit: string | undefined = undefined;
-  /** RateLimit-Policy of the limits that decided (set with rateLimit) */
-  rateLimitPolicy: string | undefined = undefined;
-  /** ms the rate-limit stage held the request back (throttling, `mode: delay`); 0 = not delayed */
+  /** ms a stage held the request back (rate-limit throttling, `mode: delay`); 0 = not delayed; logged */
   throttleMs = 0;
+  /**
+   * The decoded request body, read once by the request-body phase on routes where a stage needs it
+   * (docs/request-body.md); read-only for stages. undefined on every other route (the body streams).
+   */
+  body: ParsedBody | undefined = undefined;
   /** set when a stage or the gateway rejects the request; reported in the access log */
   blockReason: string | undefined = undefined;
   status = 0;
@@ -70,19 +73,52 @@ export class RequestContext {
    * state across scavenges, tripling GC time under load.
    */
   upstream: { abortFromClient(): void } | undefined = undefined;
-  /** set by a stage that answered the request itself (a cache hit): the handler stops, nothing is proxied */
+  /** Strict-Transport-Security value of this request's listener (TLS listeners), added to every response */
+  hsts: string | undefined = undefined;
+  /** the response head has been committed (by the response writer, src/server/respond.ts): no second answer */
   answered = false;
+  /** how the exchange ended when it did not complete: 'client-closed' | 'upstream-reset' | 'upstream-timeout' | … */
+  outcome: string | undefined = undefined;
   /** observer of the proxied response (the cache stage stores it); undefined = none, the common case */
   responseTap: ResponseTap | undefined = undefined;
 
+  /** bytes the client sent after an Upgrade request's head (forwarded into the tunnel) */
+  upgradeHead: Buffer | undefined = undefined;
+  /** stage-private per-request data (see StageSlot); undefined until a stage stores something */
+  slots: unknown[] | undefined = undefined;
+
   constructor(
     readonly req: IncomingMessage,
-    readonly res: ServerResponse,
+    /** the HTTP response; undefined for an Upgrade request, which is answered on `upgradeSocket` */
+    readonly res: ServerResponse | undefined,
     readonly listener: string,
     readonly secure: boolean,
     start: number,
+    /** the raw socket of an Upgrade (WebSocket) request */
+    readonly upgradeSocket: Socket | undefined = undefined,
   ) {
     this.start = start;
+  }
+}
+
+let slotCount = 0;
+
+/**
+ * A typed slot for one stage's private per-request data, instead of a new RequestContext field. Create one
+ * at module load (`const kState = new StageSlot<MyState>('my-stage')`); each slot owns an index into
+ * `ctx.slots`, so reads and writes are an array access and contexts keep one shape.
+ */
+export class StageSlot<T> {
+  readonly index: number;
+  constructor(readonly name: string) {
+    this.index = slotCount++;
+  }
+  get(ctx: RequestContext): T | undefined {
+    const s = ctx.slots;
+    return s === undefined ? undefined : (s[this.index] as T | undefined);
+  }
+  set(ctx: RequestContext, value: T): void {
+    (ctx.slots ??= [])[this.index] = value;
   }
 }
 
@@ -108,6 +144,8 @@ export interface ForwardPlan {
   readonly peerTrusted: boolean;
   /** -1 = chunked (length unknown), 0 = no body, else Content-Length */
   readonly bodyLen: number;
+  /** the request body when the request-body phase read it (sent upstream instead of streaming) */
+  buffered?: Buffer | undefined;
   readonly maxBody: number;
   readonly upgrade: string | undefined;
 }

@@ -8,20 +8,18 @@ import type { RequestContext, ForwardPlan } from '../pipeline/context.js';
 import type { CompiledRoute, GatewayRuntime } from '../gateway/runtime.js';
 import type { AttemptOutcome, Upstream, UpstreamTarget } from '../upstream/types.js';
 import { encodePathForUpstream } from '../routing/normalize.js';
-import { sendProblem } from '../server/problem.js';
+import { commitHead, sendProblem } from '../server/respond.js';
 import { HeaderList, type HeaderValue } from '../pipeline/header-list.js';
+import type { Rejection } from '../pipeline/types.js';
+import { RESPONSE_DROP_HEADERS } from '../net/header-tables.js';
 import { isTlsErrorCode } from '../upstream/tls.js';
 
 type DispatchController = Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseStart']>>[0];
 
-/** Response headers that describe the upstream connection, not the response (RFC 9110 7.6.1), or leak versions. */
-const RESPONSE_DROP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'server', 'x-powered-by', 'x-aspnet-version', 'x-aspnetmvc-version'];
-// The gateway sets these itself on every proxied response. Strict-Transport-Security is the listener's
-// (set by the request handler on TLS listeners, never on plain HTTP), never an upstream's.
-const RESPONSE_DROP_SET = new Set([...RESPONSE_DROP, 'x-content-type-options', 'via', 'strict-transport-security']);
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 
-const enum Mode { Pass, Discard, Retry }
+/** Pass: streaming to the client. Discard: the reply is not used. Retry: another attempt follows. Buffer: the response-body phase collects it. */
+const enum Mode { Pass, Discard, Retry, Buffer }
 const CANCELLED: AttemptOutcome = Object.freeze({ kind: 'cancelled' });
 
 export function forwardRequest(rt: GatewayRuntime, ctx: RequestContext, route: CompiledRoute, plan: ForwardPlan): void {
@@ -36,7 +34,10 @@ export function forwardRequest(rt: GatewayRuntime, ctx: RequestContext, route: C
     'via', plan.via === undefined ? rt.via : `${plan.via}, ${rt.via}`,
     rt.requestId.header, ctx.id,
   );
-  if (plan.bodyLen > 0) h.push('content-length', String(plan.bodyLen));
+  // A body the request-body phase read goes as one buffer with its exact length (a chunked one too).
+  const buffered = plan.buffered;
+  if (buffered !== undefined) { if (buffered.length > 0) h.push('content-length', String(buffered.length)); }
+  else if (plan.bodyLen > 0) h.push('content-length', String(plan.bodyLen));
   // The Host pair goes last so that a retry to another target only rewrites these two slots.
   h.push('host', plan.host);
   const ex = new ProxyExchange(rt, ctx, route, up, plan, h);
@@ -90,6 +91,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   private readonly hashKey: string | undefined;
   private readonly hasBody: boolean;
   private readonly hostIndex: number;
+  /** the response-body phase: the head and body held until the body is complete */
+  private held: { status: number; flat: HeaderValue[]; message: string | undefined; chunks: Buffer[]; size: number } | undefined;
 
   constructor(
     private readonly rt: GatewayRuntime,
@@ -99,7 +102,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     private readonly plan: ForwardPlan,
     private readonly headers: string[],
   ) {
-    this.hasBody = plan.bodyLen !== 0;
+    this.hasBody = plan.buffered !== undefined ? plan.buffered.length > 0 : plan.bodyLen !== 0;
     // Only requests we can replay exactly are retried: idempotent, and no body stream already consumed.
     this.retriesLeft = !this.hasBody && IDEMPOTENT.has(ctx.req.method ?? '') ? up.retry.attempts : 0;
     this.hashKey = hashKeyFor(up, ctx);
@@ -110,7 +113,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     // cut here at its next chunk. (A per-request timer, Set or list entry measurably raised GC work.)
     const total = up.timeouts.totalMs;
     this.deadline = total > 0 ? ctx.start + total : 0;
-    if (plan.bodyLen === -1) this.limitChunkedBody();
+    if (plan.bodyLen === -1 && plan.buffered === undefined) this.limitChunkedBody();
   }
 
   attempt(): void {
@@ -129,7 +132,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
         method: ctx.req.method ?? 'GET',
         path: ctx.upstreamPath,
         headers: this.headers,
-        body: this.hasBody ? ctx.req : null,
+        body: this.hasBody ? (this.plan.buffered ?? ctx.req) : null,
       }, this);
     } catch (err) {
       // undici validates headers when it builds the request: a value Node's parser let through but undici
@@ -145,7 +148,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: DispatchController): void {
     this.controller = controller;
-    if (this.ctx.res.destroyed) controller.abort(new Error('client closed the connection'));
+    if (this.ctx.res!.destroyed) controller.abort(new Error('client closed the connection'));
   }
 
   onResponseStart(controller: DispatchController, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
@@ -158,12 +161,11 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     }
     ctx.upstreamEnd = performance.now();
     ctx.status = statusCode;
-    const res = ctx.res;
     if (statusCode >= 500 && !this.route.exposeUpstreamErrors) {
       // Upstream error bodies carry stack traces and internals: the client gets a problem document instead.
       this.mode = Mode.Discard;
+      sendProblem(ctx, { status: statusCode, code: 'upstream-error', detail: 'the upstream service failed' });
       ctx.blockReason = undefined;
-      sendProblem(res, statusCode, 'upstream-error', 'the upstream service failed', ctx.id, this.rt.requestId.header);
       return;
     }
     const h = headers as Record<string, string | string[] | number | undefined>;
@@ -174,36 +176,34 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     // object into a slow dictionary) and no for-in inside Node. Response stages edit the same list.
     const flat: HeaderValue[] = [];
     for (const k in h) {
-      if (RESPONSE_DROP_SET.has(k) || k === idHeader || (nominated !== undefined && nominated.has(k))) continue;
+      if (RESPONSE_DROP_HEADERS.has(k) || k === idHeader || (nominated !== undefined && nominated.has(k))) continue;
       const v = h[k];
       if (v !== undefined) flat.push(k, v);
     }
     // Response tap (the cache stage): sees the upstream head before the gateway's own headers. One check when unset.
     if (ctx.responseTap !== undefined) ctx.responseTap.onHead(statusCode, flat);
-    flat.push('x-content-type-options', 'nosniff', idHeader, ctx.id, 'via', this.rt.via);
-    const stages = this.route.onResponse;
-    if (stages.length > 0) {
-      const list = new HeaderList(flat);
-      for (let i = stages.length - 1; i >= 0; i--) stages[i]!(ctx, statusCode, list);
+    flat.push('via', this.rt.via);
+    if (this.route.onResponseBody.length > 0) {
+      // The response-body phase: nothing is sent until the whole body is here and its stages have seen it.
+      this.mode = Mode.Buffer;
+      this.held = { status: statusCode, flat, message: statusMessage || undefined, chunks: [], size: 0 };
+      return;
     }
-    try {
-      res.writeHead(statusCode, statusMessage || undefined, flat as unknown as Record<string, HeaderValue>);
-    } catch (err) {
+    if (!commitHead(ctx, statusCode, flat, false, statusMessage)) {
       // e.g. a header value Node refuses to write: the upstream reply is unusable.
       this.mode = Mode.Discard;
-      this.rt.logger.warn({ err, request_id: ctx.id, upstream: this.target?.origin }, 'invalid upstream response head');
       controller.abort(new Error('invalid upstream response head'));
-      return;
     }
   }
 
   onResponseData(controller: DispatchController, chunk: Buffer): void {
+    if (this.mode === Mode.Buffer) return this.hold(controller, chunk);
     if (this.mode !== Mode.Pass) return;
     if (this.deadline !== 0 && performance.now() > this.deadline) {
       this.abort(new TotalTimeoutError());
       return;
     }
-    const res = this.ctx.res;
+    const res = this.ctx.res!;
     this.ctx.bytesOut += chunk.length;
     if (this.ctx.responseTap !== undefined) this.ctx.responseTap.onData(chunk);
     if (!res.write(chunk)) {
@@ -220,10 +220,61 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.up.end(this.target!, { kind: 'response', status: this.status });
     if (this.mode === Mode.Retry) return this.retry();
     this.settle();
+    if (this.mode === Mode.Buffer) return this.release();
     if (this.mode === Mode.Pass) {
       if (this.ctx.responseTap !== undefined) this.ctx.responseTap.onEnd();
-      this.ctx.res.end();
+      this.ctx.res!.end();
     }
+  }
+
+  /** Response-body phase: collects a chunk, or gives up at the route's limit (502, or pass the response on). */
+  private hold(controller: DispatchController, chunk: Buffer): void {
+    const held = this.held!;
+    held.size += chunk.length;
+    if (held.size <= this.route.responseBody.maxBytes) { held.chunks.push(chunk); return; }
+    if (this.route.responseBody.overflow === 'pass') {
+      // Too large to inspect: sent as it is, without the response-body stages (documented trade-off).
+      this.held = undefined;
+      this.mode = Mode.Pass;
+      if (!commitHead(this.ctx, held.status, held.flat, false, held.message)) { this.mode = Mode.Discard; controller.abort(new Error('invalid upstream response head')); return; }
+      for (const c of held.chunks) this.onResponseData(controller, c);
+      this.onResponseData(controller, chunk);
+      return;
+    }
+    this.held = undefined;
+    this.mode = Mode.Discard;
+    this.ctx.outcome = 'response-too-large';
+    controller.abort(new ResponseTooLargeError());
+  }
+
+  /** Response-body phase: the whole body is here; its stages run (reverse order), then it is sent at once. */
+  private release(): void {
+    const ctx = this.ctx;
+    const held = this.held!;
+    this.held = undefined;
+    let body = held.chunks.length === 1 ? held.chunks[0]! : Buffer.concat(held.chunks, held.size);
+    const list = new HeaderList(held.flat);
+    const stages = this.route.onResponseBody;
+    for (let i = stages.length - 1; i >= 0; i--) {
+      let out: Buffer | Rejection;
+      try {
+        out = stages[i]!(ctx, held.status, list, body);
+      } catch (err) {
+        this.rt.logger.error({ err, request_id: ctx.id, route: ctx.routeId }, 'response-body stage failed');
+        out = { status: 502, code: 'upstream-error', detail: 'the upstream response could not be processed' };
+      }
+      if (!Buffer.isBuffer(out)) { sendProblem(ctx, out); return; }
+      body = out;
+    }
+    // The body may have changed: its length is the gateway's to state (no chunked framing from upstream).
+    list.remove('content-length');
+    const head = ctx.req.method === 'HEAD';
+    if (!head && held.status !== 204 && held.status !== 304) list.append('content-length', body.length);
+    if (ctx.responseTap !== undefined) ctx.responseTap.onData(body);
+    if (!commitHead(ctx, held.status, list.items, false, held.message)) return;
+    ctx.bytesOut = head ? 0 : body.length;
+    if (ctx.responseTap !== undefined) ctx.responseTap.onEnd();
+    ctx.res!.end(head ? undefined : body);
   }
 
   onResponseError(_controller: DispatchController, err: Error): void {
@@ -232,15 +283,17 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     // in-flight accounting, never a strike for passive health or the breaker.
     if (this.target !== undefined) this.up.end(this.target, kind.outcome ?? CANCELLED);
     const ctx = this.ctx;
-    if (this.finished || ctx.res.destroyed) return this.settle();
-    if (kind.retryable && this.mode !== Mode.Discard && !ctx.res.headersSent && this.retriesLeft > 0 && this.up.retry.tryAcquireRetry()) {
+    const res = ctx.res!;
+    if (this.finished || res.destroyed) return this.settle();
+    if (kind.retryable && this.mode !== Mode.Discard && !ctx.answered && this.retriesLeft > 0 && this.up.retry.tryAcquireRetry()) {
       this.retriesLeft--;
       return this.retry();
     }
     this.settle();
-    if (this.mode === Mode.Discard && ctx.res.headersSent) return;
+    if (this.mode === Mode.Discard && ctx.answered) return;
     if (kind.status === 0) return;
-    if (kind.status >= 500) this.rt.logger.warn({ request_id: ctx.id, upstream: this.target?.origin, code: (err as { code?: string }).code, msg: err.message }, 'upstream exchange failed');
+    if (ctx.answered) ctx.outcome = kind.code;
+    if (kind.status >= 500) this.rt.logger.warn({ request_id: ctx.id, upstream: this.target?.origin, code: (err as { code?: string }).code, error: err.message }, 'upstream exchange failed');
     this.fail(kind.status, kind.code, kind.detail);
   }
 
@@ -267,10 +320,15 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   private fail(status: number, code: string, detail: string): void {
     const ctx = this.ctx;
     this.settle();
-    ctx.status = status;
-    ctx.blockReason = code;
-    if (ctx.res.headersSent) { ctx.res.destroy(); return; }
-    sendProblem(ctx.res, status, code, detail, ctx.id, this.rt.requestId.header, status === 503 ? { 'retry-after': '1' } : undefined, this.hasBody);
+    if (ctx.answered) {
+      // The response is under way: cut it, so the client sees a broken response, never a truncated success.
+      ctx.outcome ??= code;
+      ctx.blockReason = code;
+      ctx.res!.destroy();
+      return;
+    }
+    // A streamed request body may be partly unread: close. A buffered one was read whole.
+    sendProblem(ctx, { status, code, detail, ...(status === 503 ? { headers: RETRY_AFTER_1 } : {}) }, this.hasBody && this.plan.buffered === undefined);
   }
 
   /** A chunked body has no length up front: count it as it streams and cut it at the limit. */
@@ -295,7 +353,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   }
 }
 
+const RETRY_AFTER_1 = Object.freeze({ 'retry-after': '1' });
+
 class TotalTimeoutError extends Error { readonly code = 'PORTCULLIS_TOTAL_TIMEOUT'; }
+class ResponseTooLargeError extends Error { readonly code = 'PORTCULLIS_RESPONSE_TOO_LARGE'; }
 class BodyLimitError extends Error { readonly code = 'PORTCULLIS_BODY_LIMIT'; }
 
 interface Classified { status: number; code: string; detail: string; retryable: boolean; outcome: AttemptOutcome | undefined }
@@ -304,6 +365,7 @@ function classify(err: Error): Classified {
   const code = (err as { code?: string }).code ?? '';
   switch (code) {
     case 'PORTCULLIS_BODY_LIMIT': return { status: 413, code: 'body-too-large', detail: 'request body too large', retryable: false, outcome: undefined };
+    case 'PORTCULLIS_RESPONSE_TOO_LARGE': return { status: 502, code: 'upstream-response-too-large', detail: 'the upstream response is larger than this route accepts', retryable: false, outcome: { kind: 'response', status: 200 } };
     case 'PORTCULLIS_TOTAL_TIMEOUT': return { status: 504, code: 'upstream-timeout', detail: 'the upstream service did not answer in time', retryable: false, outcome: { kind: 'error', error: 'timeout' } };
     case 'UND_ERR_CONNECT_TIMEOUT': return { status: 504, code: 'upstream-timeout', detail: 'the upstream service could not be reached in time', retryable: true, outcome: { kind: 'error', error: 'connect' } };
     case 'UND_ERR_HEADERS_TIMEOUT':

@@ -10,14 +10,16 @@ import type { RequestContext, ForwardPlan } from '../pipeline/context.js';
 import type { CompiledRoute, GatewayRuntime } from '../gateway/runtime.js';
 import { encodePathForUpstream } from '../routing/normalize.js';
 import { hashKeyFor } from './forward.js';
+import { VERSION_LEAK_HEADERS } from '../net/header-tables.js';
 
 type DispatchController = Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseStart']>>[0];
 
 export function forwardUpgrade(rt: GatewayRuntime, ctx: RequestContext, route: CompiledRoute, plan: ForwardPlan, client: Socket, head: Buffer): void {
   const up = route.upstream!;
+  // The access log line and the stages' onDone follow when the client socket closes (src/server/handler.ts).
   const done = (status: number) => {
     ctx.status = status;
-    rt.accessLog?.log(ctx);
+    ctx.answered = true;
   };
   const target = up.pick(hashKeyFor(up, ctx), undefined);
   if (target === null) { writeStatus(client, 503); return done(503); }
@@ -45,7 +47,7 @@ export function forwardUpgrade(rt: GatewayRuntime, ctx: RequestContext, route: C
       if (!client.writable) { upstream.destroy(); return done(0); }
       let out = 'HTTP/1.1 101 Switching Protocols\r\n';
       for (const [k, v] of Object.entries(headers)) {
-        if (k === 'server' || k === 'x-powered-by' || v === undefined) continue;
+        if (VERSION_LEAK_HEADERS.has(k) || k === 'strict-transport-security' || v === undefined) continue;
         for (const one of Array.isArray(v) ? v : [v]) out += `${k}: ${one}\r\n`;
       }
       out += `${rt.requestId.header}: ${ctx.id}\r\n\r\n`;

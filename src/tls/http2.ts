@@ -11,11 +11,12 @@
 import http2, { type Http2SecureServer, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Logger } from '../observability/logger.js';
+import { HOP_BY_HOP_HEADERS } from '../net/header-tables.js';
 
 const { NGHTTP2_NO_ERROR, NGHTTP2_ENHANCE_YOUR_CALM } = http2.constants;
 
 /** Connection-specific header fields: illegal in HTTP/2 (RFC 9113 8.2.2). */
-const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'te']);
+const CONNECTION_SPECIFIC = new Set([...HOP_BY_HOP_HEADERS, 'http2-settings']);
 
 type FlatHeaders = ReadonlyArray<string | number | readonly string[]>;
 type AnyHeaders = OutgoingHttpHeaders | FlatHeaders;
@@ -46,7 +47,7 @@ export function withoutConnectionHeaders<T extends AnyHeaders | undefined>(h: T)
 export class GatewayHttp2Response extends http2.Http2ServerResponse {
   override writeHead(statusCode: number, a?: string | OutgoingHttpHeaders | readonly string[], b?: OutgoingHttpHeaders | readonly string[]): this {
     // HTTP/2 has no reason phrase; passing one only makes Node print a warning.
-    const headers = typeof a === 'string' ? b : a;
+    const headers = typeof a === 'string' || a === undefined ? b : a;
     return super.writeHead(statusCode, withoutConnectionHeaders(headers as AnyHeaders | undefined) as OutgoingHttpHeaders | undefined);
   }
 
