@@ -1,5 +1,5 @@
 // The shared state store contract. Identity uses claimOnce (DPoP jti replay cache); the rate limiter
-// uses rateLimit (counters, src/stages/rate-limit/algorithms.ts). Implementations: memory (embedded; in
+// uses rateLimit (counters, src/state/rate-algorithms.ts). Implementations: memory (embedded; in
 // cluster mode the primary owns the data), redis.
 import type { Service } from '../gateway/services.js';
 

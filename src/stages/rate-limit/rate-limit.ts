@@ -14,7 +14,7 @@ import type { Logger } from '../../observability/logger.js';
 import type { SecurityEventBus } from '../../observability/security-events.js';
 import { RateLimitSchema, type RateLimitConfig, type RateLimitRule, type RateKeyPart } from './schema.js';
 import { claimAt } from '../../identity/claims.js';
-import { ALG_FIXED, ALG_GCRA, ALG_SLIDING, seconds, type Algorithm } from './algorithms.js';
+import { ALG_FIXED, ALG_GCRA, ALG_SLIDING, seconds, type Algorithm } from '../../state/rate-algorithms.js';
 
 type PartFn = (ctx: RequestContext) => string;
 
