@@ -15,8 +15,8 @@
 import type { Agent } from 'undici';
 import type { IdentityEnv } from '../env.js';
 import type { IntrospectionConfig } from '../schema.js';
-import type { Identity } from '../../pipeline/context.js';
-import type { AuthFailure, AuthOutcome } from '../../stages/authentication/types.js';
+import type { Identity } from '../identity.js';
+import type { AuthFailure, AuthOutcome } from '../failure.js';
 import type { Service, ServiceScope } from '../../gateway/services.js';
 import { serviceKey } from '../../gateway/services.js';
 import type { Logger } from '../../observability/logger.js';

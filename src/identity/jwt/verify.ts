@@ -10,8 +10,8 @@
 import { decodeJwt, decodeProtectedHeader, jwtVerify, errors as joseErrors, type JWTPayload, type JWTVerifyOptions, type ProtectedHeaderParameters } from 'jose';
 import type { IdentityEnv } from '../env.js';
 import type { IssuerConfig, JwsAlgorithmName } from '../schema.js';
-import type { Identity } from '../../pipeline/context.js';
-import type { AuthFailure, AuthFailureError } from '../../stages/authentication/types.js';
+import type { Identity } from '../identity.js';
+import type { AuthFailure, AuthFailureError } from '../failure.js';
 import type { ServiceScope } from '../../gateway/services.js';
 import { serviceKey } from '../../gateway/services.js';
 import { VerificationCache } from '../verification-cache.js';
