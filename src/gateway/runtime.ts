@@ -11,7 +11,7 @@ import type { RequestContext } from '../pipeline/context.js';
 import type { ListenerConfig } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { PlaintextPolicy } from '../stages/transport-security/plaintext.js';
-import type { ServiceScope } from './services.js';
+import type { ServiceScope } from '../services/services.js';
 import type { SecurityEventBus } from '../observability/security-events.js';
 import type { LoadShedder } from '../stages/concurrency/overload.js';
 

@@ -2,7 +2,7 @@
 // store (src/identity/api-keys) adds the ones `portcullis keys`/`consumers` manage. Look-ups are
 // synchronous, from memory.
 import type { IdentityConfig } from './schema.js';
-import type { ServiceScope } from '../gateway/services.js';
+import type { ServiceScope } from '../services/services.js';
 import type { Logger } from '../observability/logger.js';
 import { keyStoreIndex } from './api-keys/directory.js';
 

@@ -15,8 +15,8 @@
 // or a new expiry is seen exactly as without it; unknown keys are never memoized and always pay the HMAC.
 import crypto from 'node:crypto';
 import type { Logger } from '../../observability/logger.js';
-import type { ServiceScope } from '../../gateway/services.js';
-import { serviceKey } from '../../gateway/services.js';
+import type { ServiceScope } from '../../services/services.js';
+import { serviceKey } from '../../services/services.js';
 import type { IdentityEnv } from '../env.js';
 import type { IdentityConfig } from '../schema.js';
 import { checkPepper } from './format.js';

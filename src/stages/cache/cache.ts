@@ -8,7 +8,7 @@ import type { RequestContext, ResponseTap, Identity } from '../../pipeline/conte
 import { HeaderList, type HeaderValue } from '../../pipeline/header-list.js';
 import { encodePathForUpstream } from '../../routing/normalize.js';
 import { kCondemned, type CondemnableSocket } from '../../server/problem.js';
-import { serviceKey } from '../../gateway/services.js';
+import { serviceKey } from '../../services/services.js';
 import { CacheSchema, DEFAULT_CACHEABLE_STATUS, DEFAULT_COALESCE_WAIT_MS, DEFAULT_MAX_OBJECT_BYTES, type CacheConfig, type CacheGlobalConfig } from './schema.js';
 import { CachedResponse, httpDate, normalizeHeaderValue, parseCacheControl, variantOf } from './entry.js';
 import { MemoryCacheStore, registerCacheStore, type CacheStore } from './store.js';

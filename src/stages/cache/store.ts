@@ -1,7 +1,7 @@
 // The cache store contract, the memory store (an LRU bounded by bytes), and the per-gateway registry the
 // admin purge call uses to find the stores of the running configuration.
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Service, ServiceScope } from '../../gateway/services.js';
+import type { Service, ServiceScope } from '../../services/services.js';
 import { variantOf, type CachedResponse } from './entry.js';
 import { untrackStore } from './cluster.js';
 
