@@ -4,6 +4,7 @@
 // ServiceScope for each service by a key derived from its configuration: an existing one is reused, a
 // missing one created. The gateway awaits the new ones' ready() before it swaps generations, and closes
 // the services the new generation no longer uses once the old generation has drained.
+import type { PurgeTarget } from './cache-purge.js';
 
 export interface Service {
   /** Resolves once the service can answer (e.g. the key index is loaded); rejects if it cannot start. */
@@ -43,6 +44,12 @@ export class ServicePool {
 
 export class ServiceScope {
   readonly used = new Set<string>();
+  /**
+   * Cache stores this generation's routes use: what POST /admin/cache/purge reaches (registered by the
+   * cache stage at compile time, see src/services/cache-purge.ts). Per generation, so a purge never
+   * touches a store only an older, draining generation still holds.
+   */
+  readonly purgeTargets = new Set<PurgeTarget>();
   /** services this scope created (not yet in the pool until commit) */
   private readonly created = new Map<string, Service>();
 

@@ -11,7 +11,8 @@ import { kCondemned, type CondemnableSocket } from '../../server/problem.js';
 import { serviceKey } from '../../services/services.js';
 import { CacheSchema, DEFAULT_CACHEABLE_STATUS, DEFAULT_COALESCE_WAIT_MS, DEFAULT_MAX_OBJECT_BYTES, type CacheConfig, type CacheGlobalConfig } from './schema.js';
 import { CachedResponse, httpDate, normalizeHeaderValue, parseCacheControl, variantOf } from './entry.js';
-import { MemoryCacheStore, registerCacheStore, type CacheStore } from './store.js';
+import { MemoryCacheStore, type CacheStore } from './store.js';
+import { registerPurgeTarget } from '../../services/cache-purge.js';
 import { RedisCacheStore } from './redis-store.js';
 import { secretRequestHeaders } from '../../config/credentials.js';
 import type { RouteConfig } from '../../config/schema.js';
@@ -338,7 +339,7 @@ function storeFor(g: CacheGlobalConfig, env: CompileEnv): CacheStore {
 export function compileCache(cfg: CacheConfig, env: CompileEnv): CompiledStage {
   const g = env.config.caching ?? {};
   const store = storeFor(g, env);
-  registerCacheStore(env.identity.services, store);
+  registerPurgeTarget(env.identity.services, store);
   const statusHeader = (g.cacheStatusHeader ?? 'Cache-Status').toLowerCase();
   const p: RoutePolicy = {
     routeId: env.routeId,
