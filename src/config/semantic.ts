@@ -4,7 +4,7 @@
 // target URLs (they may carry secrets substituted from the environment).
 import ipaddr from 'ipaddr.js';
 import type { GatewayConfig, HeaderRewrite, UpstreamConfig } from './schema.js';
-import { formatPath, suggest, type ConfigIssue, type PathSegment } from './issues.js';
+import { formatPath, suggest, type PathSegment, type SemanticIssue } from './issues.js';
 import { transportSecurityIssues } from '../stages/transport-security/semantic.js';
 import { clientCertIssues } from '../stages/client-cert/semantic.js';
 import { authenticationIssues } from '../stages/authentication/semantic.js';
@@ -17,7 +17,7 @@ import { concurrencyIssues } from '../stages/concurrency/semantic.js';
 import { rateLimitIssues } from '../stages/rate-limit/semantic.js';
 import { stateIssues } from '../state/semantic.js';
 
-export type SemanticIssue = Omit<ConfigIssue, 'file' | 'line' | 'column'>;
+export type { SemanticIssue } from './issues.js';
 
 /** Connection-level headers (RFC 9110 §7.6.1 plus legacy ones); never forwarded, never configurable. */
 export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([

@@ -1,7 +1,7 @@
 // Configuration checks for the top-level `state:` block (run by src/config/semantic.ts), so that
 // `portcullis validate` reports what the store would otherwise only refuse at start-up.
 import type { GatewayConfig } from '../config/schema.js';
-import type { SemanticIssue } from '../config/semantic.js';
+import type { SemanticIssue } from '../config/issues.js';
 import { formatPath } from '../config/issues.js';
 import { parseRedisNodeUrl } from './redis-url.js';
 

@@ -1,6 +1,6 @@
 // Configuration checks for API keys (run by src/config/semantic.ts): what the schema cannot express.
 import type { GatewayConfig } from '../../config/schema.js';
-import type { SemanticIssue } from '../../config/semantic.js';
+import type { SemanticIssue } from '../../config/issues.js';
 import { formatPath, type PathSegment } from '../../config/issues.js';
 import { parseCidrList } from '../../net/cidr.js';
 import { DEFAULT_SECRET_QUERY } from '../../stages/access-log/access-log.js';

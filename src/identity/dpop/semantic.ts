@@ -1,6 +1,6 @@
 // Configuration checks for DPoP (run by src/config/semantic.ts).
 import type { GatewayConfig } from '../../config/schema.js';
-import type { SemanticIssue } from '../../config/semantic.js';
+import type { SemanticIssue } from '../../config/issues.js';
 
 export function dpopIssues(cfg: GatewayConfig): SemanticIssue[] {
   const hmac = (cfg.identity?.dpop?.algorithms ?? []).filter((a) => a.startsWith('HS'));

@@ -2,7 +2,7 @@
 // (run by src/config/semantic.ts). Messages never echo secrets or URLs.
 import ipaddr from 'ipaddr.js';
 import type { GatewayConfig } from '../../config/schema.js';
-import type { SemanticIssue } from '../../config/semantic.js';
+import type { SemanticIssue } from '../../config/issues.js';
 import { formatPath, suggest, type PathSegment } from '../../config/issues.js';
 import { hasPrivateMembers, isHmac, MIN_SECRET_BYTES } from './jwk.js';
 

@@ -1,7 +1,7 @@
 // Configuration checks for app attestation (run by src/config/semantic.ts): verifiers and the routes
 // that use them. Messages never echo secrets.
 import type { GatewayConfig } from '../../config/schema.js';
-import type { SemanticIssue } from '../../config/semantic.js';
+import type { SemanticIssue } from '../../config/issues.js';
 import { formatPath, type PathSegment } from '../../config/issues.js';
 
 import { MIN_SECRET_BYTES } from '../../identity/jwt/jwk.js';

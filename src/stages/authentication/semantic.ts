@@ -1,7 +1,7 @@
 // Configuration checks for route authentication blocks (run by src/config/semantic.ts). References to
 // issuers and introspection servers are checked with the issuers (src/identity/jwt/semantic.ts).
 import type { GatewayConfig } from '../../config/schema.js';
-import type { SemanticIssue } from '../../config/semantic.js';
+import type { SemanticIssue } from '../../config/issues.js';
 import { formatPath, type PathSegment } from '../../config/issues.js';
 import { RESERVED_IDENTITY_HEADERS } from '../client-cert/semantic.js';
 

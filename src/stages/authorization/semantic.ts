@@ -1,6 +1,6 @@
 // Configuration checks for route `authorization:` blocks (run by src/config/semantic.ts).
 import type { GatewayConfig } from '../../config/schema.js';
-import type { SemanticIssue } from '../../config/semantic.js';
+import type { SemanticIssue } from '../../config/issues.js';
 import { formatPath, type PathSegment } from '../../config/issues.js';
 import type { AccessPolicyConfig } from './schema.js';
 

@@ -1,6 +1,6 @@
 // Configuration checks for per-route client certificates (run by src/config/semantic.ts).
 import type { GatewayConfig } from '../../config/schema.js';
-import type { SemanticIssue } from '../../config/semantic.js';
+import type { SemanticIssue } from '../../config/issues.js';
 import { formatPath, type PathSegment } from '../../config/issues.js';
 import { normalizeFingerprint } from './identity.js';
 

@@ -1,7 +1,7 @@
 // Configuration checks for route `concurrency:` blocks and the top-level `overload:` block (run by
 // src/config/semantic.ts).
 import type { GatewayConfig } from '../../config/schema.js';
-import type { SemanticIssue } from '../../config/semantic.js';
+import type { SemanticIssue } from '../../config/issues.js';
 import { formatPath, suggest, type PathSegment } from '../../config/issues.js';
 
 export function concurrencyIssues(cfg: GatewayConfig): SemanticIssue[] {

@@ -1,7 +1,7 @@
 // Configuration checks for plaintext modes and HSTS (run by src/config/semantic.ts).
 import ipaddr from 'ipaddr.js';
 import type { GatewayConfig } from '../../config/schema.js';
-import type { SemanticIssue } from '../../config/semantic.js';
+import type { SemanticIssue } from '../../config/issues.js';
 import { formatPath, type PathSegment } from '../../config/issues.js';
 import { HSTS_DEFAULT_MAX_AGE, HSTS_HEADER } from './hsts.js';
 
