@@ -6,7 +6,7 @@ import type { ServiceScope } from '../services/services.js';
 import type { Logger } from '../observability/logger.js';
 import type { SecurityEventBus } from '../observability/security-events.js';
 import type { StateStore } from '../state/types.js';
-import type { ConsumerDirectory } from './consumers.js';
+import type { ConsumerDirectory } from './consumer.js';
 
 export interface IdentityEnv {
   /** `identity:` block ({} when absent) */

@@ -8,7 +8,7 @@
 // first load must succeed, or ready() rejects and the gateway does not start on a store it cannot read.
 import type { Service } from '../../services/services.js';
 import type { Logger } from '../../observability/logger.js';
-import type { Consumer } from '../consumers.js';
+import type { Consumer } from '../consumer.js';
 import type { KeyStoreConfig } from '../schema.js';
 import { DEFAULT_REFRESH_MS, openKeyStore } from './open.js';
 import { hexOfHash, storeKeyRecord, type KeyRecord } from './records.js';

@@ -20,7 +20,7 @@ import type { AuthFailure, AuthOutcome } from '../failure.js';
 import type { Service, ServiceScope } from '../../services/services.js';
 import { serviceKey } from '../../services/services.js';
 import type { Logger } from '../../observability/logger.js';
-import type { ConsumerDirectory } from '../consumers.js';
+import type { ConsumerDirectory } from '../consumer.js';
 import { VerificationCache } from '../verification-cache.js';
 import { fetchJson, idpAgent, IdpFetchError, isObject } from '../jwt/fetch.js';
 import { claimAt, mergeRoles, scopesOf, stringList } from '../claims.js';

@@ -15,7 +15,7 @@ import type { AuthFailure, AuthFailureError } from '../failure.js';
 import type { ServiceScope } from '../../services/services.js';
 import { serviceKey } from '../../services/services.js';
 import { VerificationCache } from '../verification-cache.js';
-import type { ConsumerDirectory } from '../consumers.js';
+import type { ConsumerDirectory } from '../consumer.js';
 import { IssuerKeys, type KeyLookup } from './key-set.js';
 import { claimAt, mergeRoles, scopesOf, stringList } from '../claims.js';
 
