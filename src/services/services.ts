@@ -52,6 +52,8 @@ export class ServiceScope {
   readonly purgeTargets = new Set<PurgeTarget>();
   /** services this scope created (not yet in the pool until commit) */
   private readonly created = new Map<string, Service>();
+  /** per-generation values (see local()) */
+  private readonly locals = new Map<GenerationLocal<unknown>, unknown>();
 
   constructor(private readonly live: Map<string, Service>, private readonly generations: Set<ServiceScope>) {}
 
@@ -63,6 +65,18 @@ export class ServiceScope {
     const s = create();
     this.created.set(key, s);
     return s;
+  }
+
+  /**
+   * The value of `key` for this generation, created on first use: a table shared by the generation's
+   * routes and dropped with it (e.g. the JWT verifier per issuer). Unlike use(), nothing is kept for the
+   * next generation and nothing is closed.
+   */
+  local<T>(key: GenerationLocal<T>, create: () => T): T {
+    if (this.locals.has(key)) return this.locals.get(key) as T;
+    const v = create();
+    this.locals.set(key, v);
+    return v;
   }
 
   /** Waits until every service this scope created is ready; on failure closes them and rethrows. */
@@ -88,6 +102,13 @@ export class ServiceScope {
     this.created.clear();
     await Promise.allSettled(all.map((s) => s.close()));
   }
+}
+
+/** A typed key for ServiceScope.local(); define one per table as a module constant. */
+export class GenerationLocal<T> {
+  /** (phantom: ties the key to its value type) */
+  declare private readonly _type: T;
+  constructor(readonly name: string) {}
 }
 
 /** A stable key for a service from the configuration that defines it. */
