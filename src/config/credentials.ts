@@ -32,3 +32,6 @@ export function credentialNames(routes: readonly RouteConfig[]): CredentialNames
 export function secretRequestHeaders(routes: readonly RouteConfig[], extra: readonly string[] = []): ReadonlySet<string> {
   return new Set([...ALWAYS_SECRET_HEADERS, ...credentialNames(routes).headers, ...extra].map((h) => h.toLowerCase()));
 }
+
+/** Query parameters whose values the access log always redacts (accessLog.redactQuery adds more). */
+export const DEFAULT_SECRET_QUERY: readonly string[] = ['token', 'access_token', 'id_token', 'refresh_token', 'api_key', 'apikey', 'key', 'password', 'passwd', 'secret', 'client_secret', 'code', 'signature', 'sig'];

@@ -16,6 +16,13 @@ export interface ConfigIssue {
 
 export type PathSegment = string | number;
 
+/**
+ * An issue from a semantic check (src/config/semantic.ts and the per-feature `semantic.ts` files), before
+ * the loader attaches file and position. Here, in a leaf module, so those files do not import the
+ * aggregator that imports them.
+ */
+export type SemanticIssue = Omit<ConfigIssue, 'file' | 'line' | 'column'>;
+
 /** An issue before the loader attaches file and position. `at: 'key'` points at the key, not its value. */
 export interface RawIssue {
   path: PathSegment[];
@@ -313,6 +320,3 @@ export function ajvErrorsToIssues(errors: readonly ErrorObject[] | null | undefi
   }
   return out;
 }
-
-/** An issue found by a semantic check (a config that passed the schema), before the loader adds the file position. */
-export type SemanticIssue = Omit<ConfigIssue, 'file' | 'line' | 'column'>;

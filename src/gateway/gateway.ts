@@ -10,7 +10,7 @@ import { startStatusServer, type StatusServer } from '../status/status-server.js
 import type { Logger } from '../observability/logger.js';
 import type { Upstream } from '../upstream/types.js';
 import { createTlsManager, type TlsManager } from '../tls/manager.js';
-import { ServicePool } from './services.js';
+import { ServicePool } from '../services/services.js';
 import { SecurityEventBus, attachDefaultSubscribers } from '../observability/security-events.js';
 
 export interface GatewayOptions {

@@ -1,14 +1,14 @@
 // IPC between the cluster primary (run.ts) and its workers (worker.ts).
 import type { GatewayConfig } from '../config/schema.js';
 import type { StateReplyMessage, StateRequestMessage } from '../state/cluster.js';
-import type { CachePurgeMessage } from '../stages/cache/cluster.js';
+import type { CachePurgeMessage } from '../services/cache-purge.js';
 
 export type ToWorker =
   | { type: 'config'; generation: number; config: GatewayConfig; baseDir: string }
   | { type: 'shutdown' }
   /** answers to a worker's state store operations (memory store in cluster mode, src/state/cluster.ts) */
   | StateReplyMessage
-  /** a cache purge another worker received on its admin endpoint (src/stages/cache/cluster.ts) */
+  /** a cache purge another worker received on its admin endpoint (src/services/cache-purge.ts) */
   | CachePurgeMessage;
 
 export type ToPrimary =

@@ -4,7 +4,7 @@
 // configuration is validated once and workers never load the config loader. It restarts crashed workers
 // and coordinates graceful shutdown.
 import { NODE_WORKERS_ENV } from '../state/index.js';
-import { relayCachePurge } from '../stages/cache/cluster.js';
+import { relayCachePurge } from '../services/cache-purge.js';
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { watch, type FSWatcher } from 'node:fs';

@@ -6,12 +6,12 @@ import type { Upstream } from '../upstream/types.js';
 import type { IpMatcher } from '../net/cidr.js';
 import type { ClientIpResolver } from '../net/client-ip.js';
 import type { RequestIdStage } from '../server/request-id.js';
-import type { AccessLogger } from '../observability/access-log.js';
+import type { AccessLogger } from '../server/access-log.js';
 import type { RequestContext } from '../pipeline/context.js';
 import type { ListenerConfig } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { PlaintextPolicy } from '../server/transport-security/plaintext.js';
-import type { ServiceScope } from './services.js';
+import type { ServiceScope } from '../services/services.js';
 import type { SecurityEventBus } from '../observability/security-events.js';
 import type { LoadShedder } from '../stages/concurrency/overload.js';
 

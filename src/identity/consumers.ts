@@ -2,20 +2,12 @@
 // store (src/identity/api-keys) adds the ones `portcullis keys`/`consumers` manage. Look-ups are
 // synchronous, from memory.
 import type { IdentityConfig } from './schema.js';
-import type { ServiceScope } from '../gateway/services.js';
+import type { ServiceScope } from '../services/services.js';
 import type { Logger } from '../observability/logger.js';
 import { keyStoreIndex } from './api-keys/directory.js';
 
-export interface Consumer {
-  readonly id: string;
-  readonly roles: readonly string[];
-  readonly scopes: readonly string[];
-  readonly metadata: Readonly<Record<string, string | number | boolean>>;
-}
-
-export interface ConsumerDirectory {
-  get(id: string): Consumer | undefined;
-}
+export type { Consumer, ConsumerDirectory } from './consumer.js';
+import type { Consumer, ConsumerDirectory } from './consumer.js';
 
 const EMPTY: readonly string[] = Object.freeze([]);
 

@@ -2,11 +2,11 @@
 // stores, JWKS caches, introspection clients that outlive a generation), the consumer directory, the
 // shared state store and the security event bus.
 import type { IdentityConfig } from './schema.js';
-import type { ServiceScope } from '../gateway/services.js';
+import type { ServiceScope } from '../services/services.js';
 import type { Logger } from '../observability/logger.js';
 import type { SecurityEventBus } from '../observability/security-events.js';
 import type { StateStore } from '../state/types.js';
-import type { ConsumerDirectory } from './consumers.js';
+import type { ConsumerDirectory } from './consumer.js';
 
 export interface IdentityEnv {
   /** `identity:` block ({} when absent) */

@@ -5,26 +5,9 @@ import type { Socket } from 'node:net';
 import type { CompiledRoute, GatewayRuntime } from '../gateway/runtime.js';
 import type { ParsedBody } from '../body/index.js';
 
-export interface Identity {
-  /** consumer id when the credential maps to a consumer, else the token subject or certificate identity */
-  readonly id: string;
-  /** how it was established: 'api-key' | 'jwt' | 'introspection' | 'mtls' | 'anonymous' */
-  readonly kind: string;
-  /** configured (or key-store) consumer this identity belongs to */
-  readonly consumer?: string;
-  /** token subject (JWT `sub`, introspection `sub`) */
-  readonly subject?: string;
-  /** API key id (never the key) */
-  readonly keyId?: string;
-  /** token issuer */
-  readonly issuer?: string;
-  readonly roles?: readonly string[];
-  readonly scopes?: readonly string[];
-  /** verified token claims (JWT payload or introspection response) */
-  readonly claims?: Readonly<Record<string, unknown>>;
-  /** consumer metadata (plan, tier, ...) */
-  readonly metadata?: Readonly<Record<string, string | number | boolean>>;
-}
+// The verified identity lives with the verifiers (src/identity/identity.ts); re-exported for stages.
+export type { Identity } from '../identity/identity.js';
+import type { Identity } from '../identity/identity.js';
 
 export class RequestContext {
   /** request id: generated, or accepted from a trusted proxy */

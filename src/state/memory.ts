@@ -8,13 +8,13 @@
 // push out a still-valid marker (a replay of that old proof would then pass) — the price of never running
 // out of memory; `stats().evictedLive` counts it.
 import type { RateCheck, RateResult, StateStore } from './types.js';
-import { decide, DECISION_SIZE, D_ALLOWED, D_DELAY, D_REMAINING, D_RESET, D_RETRY, D_A, D_B, D_C, D_TTL } from '../stages/rate-limit/algorithms.js';
+import { decide, DECISION_SIZE, D_ALLOWED, D_DELAY, D_REMAINING, D_RESET, D_RETRY, D_A, D_B, D_C, D_TTL } from './rate-algorithms.js';
 
 export const DEFAULT_MAX_ENTRIES = 1_000_000;
 /** entries the sweep cursor advances per operation: > 1 so the sweep outpaces insertions (≤ 1 per op) */
 const SWEEP_STEP = 4;
 
-/** One rate-limit key's state (see algorithms.ts for what a, b, c mean per algorithm); mutated in place. */
+/** One rate-limit key's state (see rate-algorithms.ts for what a, b, c mean per algorithm); mutated in place. */
 interface RateEntry { a: number; b: number; c: number; exp: number }
 
 export class MemoryState {

@@ -26,7 +26,7 @@ const READY_WAIT_MS = 2000;
 const ERROR_LOG_INTERVAL_MS = 10_000;
 
 /**
- * src/stages/rate-limit/algorithms.ts decide(), in Lua, for a batch of requests: the rate-limit calls of
+ * src/state/rate-algorithms.ts decide(), in Lua, for a batch of requests: the rate-limit calls of
  * one event-loop turn travel in one script call (one round trip however many requests wait on it).
  * Each request's checks are decided and counted in order, exactly as if each were its own atomic call:
  * a request's checks are counted only when all of them pass, and the next request sees that count.

@@ -1,7 +1,7 @@
 // The shared state store contract. Identity uses claimOnce (DPoP jti replay cache); the rate limiter
-// uses rateLimit (counters, src/stages/rate-limit/algorithms.ts). Implementations: memory (embedded; in
+// uses rateLimit (counters, src/state/rate-algorithms.ts). Implementations: memory (embedded; in
 // cluster mode the primary owns the data), redis.
-import type { Service } from '../gateway/services.js';
+import type { Service } from '../services/services.js';
 
 /**
  * One limit to check, as plain data (it crosses IPC and becomes Lua ARGV):

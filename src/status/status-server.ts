@@ -3,8 +3,7 @@
 import http from 'node:http';
 import { register } from 'prom-client';
 import type { RuntimeHolder } from '../server/handler.js';
-import { purgeAll, cacheStoresOf, type PurgeSpec } from '../stages/cache/store.js';
-import { broadcastPurge } from '../stages/cache/cluster.js';
+import { purgeAll, cacheStoresOf, broadcastPurge, type PurgeSpec } from '../services/cache-purge.js';
 
 export interface StatusServer {
   address(): { address: string; port: number };

@@ -6,7 +6,7 @@ import type { Gateway } from '../../src/gateway/gateway.js';
 import { config, get, startGateway } from '../helpers/gateway.js';
 import { consumersWithKeys } from '../helpers/keys.js';
 import { startCacheUpstream, type CacheUpstream, type CacheBody } from './upstream.js';
-import { cacheStoresOf } from '../../src/stages/cache/store.js';
+import { cacheStoresOf } from '../../src/services/cache-purge.js';
 import type { MemoryCacheStore } from '../../src/stages/cache/store.js';
 
 let up: CacheUpstream;

@@ -11,7 +11,7 @@ import { config, get as rawGet, startGateway } from '../helpers/gateway.js';
 import { consumersWithKeys } from '../helpers/keys.js';
 import { within } from '../helpers/wait.js';
 import { startCacheUpstream, type CacheUpstream, type CacheBody } from './upstream.js';
-import { cacheStoresOf } from '../../src/stages/cache/store.js';
+import { cacheStoresOf } from '../../src/services/cache-purge.js';
 import { RedisCacheStore, MAX_VARIANTS_PER_KEY } from '../../src/stages/cache/redis-store.js';
 import { CachedResponse } from '../../src/stages/cache/entry.js';
 

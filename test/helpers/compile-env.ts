@@ -2,7 +2,7 @@
 import type { CompileEnv } from '../../src/pipeline/types.js';
 import type { GatewayConfig, RouteConfig } from '../../src/config/schema.js';
 import type { IdentityConfig } from '../../src/identity/schema.js';
-import { ServicePool } from '../../src/gateway/services.js';
+import { ServicePool } from '../../src/services/services.js';
 import { SecurityEventBus } from '../../src/observability/security-events.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { createStateStore } from '../../src/state/index.js';

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { IdentityConfig } from '../../src/identity/schema.js';
 import type { IdentityEnv } from '../../src/identity/env.js';
-import { ServicePool } from '../../src/gateway/services.js';
+import { ServicePool } from '../../src/services/services.js';
 import { SecurityEventBus } from '../../src/observability/security-events.js';
 import { silentLogger, type Logger } from '../../src/observability/logger.js';
 import { createStateStore } from '../../src/state/index.js';

@@ -23,7 +23,7 @@ import { VerificationCache } from '../../src/identity/verification-cache.js';
 import { IssuerKeys } from '../../src/identity/jwt/key-set.js';
 import { cacheLifetimeMs } from '../../src/identity/jwt/fetch.js';
 import { silentLogger } from '../../src/observability/logger.js';
-import { serviceKey } from '../../src/gateway/services.js';
+import { serviceKey } from '../../src/services/services.js';
 import type { IssuerConfig } from '../../src/identity/schema.js';
 import type { AuthMethod, AuthOutcome } from '../../src/stages/authentication/types.js';
 

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryState } from '../../src/state/memory.js';
-import { ALG_FIXED, ALG_GCRA, ALG_SLIDING, seconds } from '../../src/stages/rate-limit/algorithms.js';
+import { ALG_FIXED, ALG_GCRA, ALG_SLIDING, seconds } from '../../src/state/rate-algorithms.js';
 import type { RateCheck } from '../../src/state/types.js';
 
 const W = 10_000;

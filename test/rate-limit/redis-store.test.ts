@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { RedisStateStore } from '../../src/state/redis.js';
 import { silentLogger } from '../../src/observability/logger.js';
-import { ALG_FIXED, ALG_GCRA, ALG_SLIDING } from '../../src/stages/rate-limit/algorithms.js';
+import { ALG_FIXED, ALG_GCRA, ALG_SLIDING } from '../../src/state/rate-algorithms.js';
 import type { RateCheck } from '../../src/state/types.js';
 import { deleteTestKeys, testKeyPrefix } from '../helpers/redis.js';
 

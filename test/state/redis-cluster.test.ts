@@ -7,7 +7,7 @@ import { Cluster } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
 import { RedisStateStore, redisKey } from '../../src/state/redis.js';
 import { silentLogger } from '../../src/observability/logger.js';
-import { ALG_FIXED } from '../../src/stages/rate-limit/algorithms.js';
+import { ALG_FIXED } from '../../src/state/rate-algorithms.js';
 import type { RateCheck } from '../../src/state/types.js';
 import type { GatewayConfig } from '../../src/config/schema.js';
 import { startRedisCluster } from '../helpers/redis-cluster.js';

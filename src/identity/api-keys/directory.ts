@@ -15,8 +15,8 @@
 // or a new expiry is seen exactly as without it; unknown keys are never memoized and always pay the HMAC.
 import crypto from 'node:crypto';
 import type { Logger } from '../../observability/logger.js';
-import type { ServiceScope } from '../../gateway/services.js';
-import { serviceKey } from '../../gateway/services.js';
+import type { ServiceScope } from '../../services/services.js';
+import { GenerationLocal, serviceKey } from '../../services/services.js';
 import type { IdentityEnv } from '../env.js';
 import type { IdentityConfig } from '../schema.js';
 import { checkPepper } from './format.js';
@@ -72,15 +72,18 @@ export class ApiKeyDirectory {
   }
 }
 
-const directories = new WeakMap<IdentityEnv, ApiKeyDirectory>();
+/** The generation's directory, on its ServiceScope (one IdentityEnv per generation). */
+const API_KEY_DIRECTORY = new GenerationLocal<ApiKeyDirectory>('api key directory');
 
 /**
  * The directory of a configuration generation (one per IdentityEnv, shared by all its routes). Throws
  * (a compile error) when keys are configured without a pepper, or on a bad configured key.
  */
 export function apiKeyDirectory(env: IdentityEnv): ApiKeyDirectory {
-  const have = directories.get(env);
-  if (have !== undefined) return have;
+  return env.services.local(API_KEY_DIRECTORY, () => buildDirectory(env));
+}
+
+function buildDirectory(env: IdentityEnv): ApiKeyDirectory {
   const cfg = env.config;
   const pepper = checkPepper(cfg.pepper, 'identity.pepper (e.g. pepper: ${PORTCULLIS_KEY_PEPPER})');
   const configured = new Map<string, KeyRecord>();
@@ -91,7 +94,5 @@ export function apiKeyDirectory(env: IdentityEnv): ApiKeyDirectory {
       configured.set(hex, configKeyRecord(c.id, k));
     }
   }
-  const dir = new ApiKeyDirectory(configured, keyStoreIndex(cfg, env.services, env.baseDir, env.logger), pepper);
-  directories.set(env, dir);
-  return dir;
+  return new ApiKeyDirectory(configured, keyStoreIndex(cfg, env.services, env.baseDir, env.logger), pepper);
 }

@@ -6,9 +6,9 @@
 //
 // A failing refresh keeps the last good index (logged, at most every ERROR_LOG_MS) and never throws; the
 // first load must succeed, or ready() rejects and the gateway does not start on a store it cannot read.
-import type { Service } from '../../gateway/services.js';
+import type { Service } from '../../services/services.js';
 import type { Logger } from '../../observability/logger.js';
-import type { Consumer } from '../consumers.js';
+import type { Consumer } from '../consumer.js';
 import type { KeyStoreConfig } from '../schema.js';
 import { DEFAULT_REFRESH_MS, openKeyStore } from './open.js';
 import { hexOfHash, storeKeyRecord, type KeyRecord } from './records.js';

@@ -3,7 +3,7 @@ import type { GatewayConfig } from '../../config/schema.js';
 import type { SemanticIssue } from '../../config/issues.js';
 import { formatPath, type PathSegment } from '../../config/issues.js';
 import { parseCidrList } from '../../net/cidr.js';
-import { DEFAULT_SECRET_QUERY } from '../../observability/access-log.js';
+import { DEFAULT_SECRET_QUERY } from '../../config/credentials.js';
 import { normalizeOrigin } from './records.js';
 
 export function apiKeyIssues(cfg: GatewayConfig): SemanticIssue[] {

@@ -15,12 +15,12 @@
 import type { Agent } from 'undici';
 import type { IdentityEnv } from '../env.js';
 import type { IntrospectionConfig } from '../schema.js';
-import type { Identity } from '../../pipeline/context.js';
-import type { AuthFailure, AuthOutcome } from '../../stages/authentication/types.js';
-import type { Service, ServiceScope } from '../../gateway/services.js';
-import { serviceKey } from '../../gateway/services.js';
+import type { Identity } from '../identity.js';
+import type { AuthFailure, AuthOutcome } from '../failure.js';
+import type { Service } from '../../services/services.js';
+import { GenerationLocal, serviceKey } from '../../services/services.js';
 import type { Logger } from '../../observability/logger.js';
-import type { ConsumerDirectory } from '../consumers.js';
+import type { ConsumerDirectory } from '../consumer.js';
 import { VerificationCache } from '../verification-cache.js';
 import { fetchJson, idpAgent, IdpFetchError, isObject } from '../jwt/fetch.js';
 import { claimAt, mergeRoles, scopesOf, stringList } from '../claims.js';
@@ -230,14 +230,14 @@ function introspectionFailures(server: string) {
   } as const;
 }
 
-const generations = new WeakMap<ServiceScope, Map<string, Introspector>>();
+/** Introspectors of one configuration generation (on its ServiceScope), shared by the routes that name the same server. */
+const INTROSPECTORS = new GenerationLocal<Map<string, Introspector>>('introspectors');
 
 /** The introspector of server `name` for this generation (its HTTP client comes from the service pool). */
 export function introspector(name: string, env: IdentityEnv, opts: IntrospectorOptions = {}): Introspector {
   const cfg = env.config.introspection?.[name];
   if (cfg === undefined) throw new Error(`unknown introspection server ${JSON.stringify(name)} (define it under identity.introspection)`);
-  let byName = generations.get(env.services);
-  if (byName === undefined) { byName = new Map(); generations.set(env.services, byName); }
+  const byName = env.services.local(INTROSPECTORS, () => new Map<string, Introspector>());
   const have = opts.now === undefined ? byName.get(name) : undefined;
   if (have !== undefined) return have;
   const client = env.services.use(serviceKey('introspection', name, cfg, env.baseDir), () => new IntrospectionClient(name, cfg, env.baseDir, env.logger));

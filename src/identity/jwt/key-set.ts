@@ -17,7 +17,7 @@
 // only a Map key into this set.
 import type { Agent } from 'undici';
 import type { IssuerConfig, JwsAlgorithmName } from '../schema.js';
-import type { Service } from '../../gateway/services.js';
+import type { Service } from '../../services/services.js';
 import type { Logger } from '../../observability/logger.js';
 import { cacheLifetimeMs, fetchJson, idpAgent, IdpFetchError, isObject } from './fetch.js';
 import { algorithmsFor, decodeSecret, importHmacSecret, importPublicJwk, isHmac, pemToPublicJwk, type VerifyKey } from './jwk.js';

@@ -10,12 +10,11 @@
 import { decodeJwt, decodeProtectedHeader, jwtVerify, errors as joseErrors, type JWTPayload, type JWTVerifyOptions, type ProtectedHeaderParameters } from 'jose';
 import type { IdentityEnv } from '../env.js';
 import type { IssuerConfig, JwsAlgorithmName } from '../schema.js';
-import type { Identity } from '../../pipeline/context.js';
-import type { AuthFailure, AuthFailureError } from '../../stages/authentication/types.js';
-import type { ServiceScope } from '../../gateway/services.js';
-import { serviceKey } from '../../gateway/services.js';
+import type { Identity } from '../identity.js';
+import type { AuthFailure, AuthFailureError } from '../failure.js';
+import { GenerationLocal, serviceKey } from '../../services/services.js';
 import { VerificationCache } from '../verification-cache.js';
-import type { ConsumerDirectory } from '../consumers.js';
+import type { ConsumerDirectory } from '../consumer.js';
 import { IssuerKeys, type KeyLookup } from './key-set.js';
 import { claimAt, mergeRoles, scopesOf, stringList } from '../claims.js';
 
@@ -198,15 +197,14 @@ export class IssuerVerifier {
   }
 }
 
-/** Issuer verifiers of one configuration generation, shared by the routes that name the same issuer. */
-const generations = new WeakMap<ServiceScope, Map<string, IssuerVerifier>>();
+/** Issuer verifiers of one configuration generation (on its ServiceScope), shared by the routes that name the same issuer. */
+const ISSUER_VERIFIERS = new GenerationLocal<Map<string, IssuerVerifier>>('jwt issuer verifiers');
 
 /** The verifier of issuer `name` for this generation (its key set comes from the service pool). */
 export function issuerVerifier(name: string, env: IdentityEnv, opts: VerifierOptions = {}): IssuerVerifier {
   const cfg = env.config.issuers?.[name];
   if (cfg === undefined) throw new Error(`unknown issuer ${JSON.stringify(name)} (define it under identity.issuers)`);
-  let byName = generations.get(env.services);
-  if (byName === undefined) { byName = new Map(); generations.set(env.services, byName); }
+  const byName = env.services.local(ISSUER_VERIFIERS, () => new Map<string, IssuerVerifier>());
   // a custom clock (tests) gets its own verifier so no other route shares its notion of time
   const have = opts.now === undefined ? byName.get(name) : undefined;
   if (have !== undefined) return have;

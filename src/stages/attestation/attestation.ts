@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import type { Rejection, StageModule, StageOutcome } from '../../pipeline/types.js';
 import type { RequestContext } from '../../pipeline/context.js';
 import { singleHeaderValue } from '../../pipeline/header-list.js';
-import { serviceKey } from '../../gateway/services.js';
+import { serviceKey } from '../../services/services.js';
 import { AttestationSchema, DEFAULT_ATTESTATION_HEADER, type AttestationConfig } from './schema.js';
 import { AttestationVerifier, MALFORMED, type AttestationVerdict } from './verifier.js';
 import { attestationIssues } from './semantic.js';

@@ -11,7 +11,7 @@
 // a repeated token costs a hash and a Map look-up and is answered synchronously.
 import { decodeProtectedHeader, errors as joseErrors, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import type { AttestationVerifierConfig, IssuerConfig, JwsAlgorithmName } from '../../identity/schema.js';
-import type { Service } from '../../gateway/services.js';
+import type { Service } from '../../services/services.js';
 import type { Logger } from '../../observability/logger.js';
 import { VerificationCache } from '../../identity/verification-cache.js';
 import { IssuerKeys, type KeyLookup } from '../../identity/jwt/key-set.js';

@@ -8,13 +8,13 @@ import type { RequestContext, ResponseTap, Identity } from '../../pipeline/conte
 import type { HeaderValue } from '../../pipeline/header-list.js';
 import { encodePathForUpstream } from '../../routing/normalize.js';
 import { sendBody, unreadBody } from '../../server/respond.js';
-import { serviceKey } from '../../gateway/services.js';
+import { GenerationLocal, serviceKey } from '../../services/services.js';
 import { CacheSchema, CacheGlobalSchema, DEFAULT_CACHEABLE_STATUS, DEFAULT_COALESCE_WAIT_MS, DEFAULT_MAX_OBJECT_BYTES, type CacheConfig, type CacheGlobalConfig } from './schema.js';
 import { CachedResponse, httpDate, normalizeHeaderValue, parseCacheControl, variantOf } from './entry.js';
-import { MemoryCacheStore, registerCacheStore, type CacheStore } from './store.js';
+import { MemoryCacheStore, type CacheStore } from './store.js';
+import { registerPurgeTarget } from '../../services/cache-purge.js';
 import { RedisCacheStore } from './redis-store.js';
 import { secretRequestHeaders } from '../../config/credentials.js';
-import type { RouteConfig } from '../../config/schema.js';
 import { trackStore } from './cluster.js';
 
 export const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
@@ -293,13 +293,8 @@ function onRequest(p: RoutePolicy, ctx: RequestContext): undefined | Promise<und
   return afterLookup(p, ctx, primary, r, now, true);
 }
 
-const secretHeadersByConfig = new WeakMap<readonly RouteConfig[], ReadonlySet<string>>();
-/** Once per configuration, shared by its cached routes. */
-function secretHeadersOf(routes: readonly RouteConfig[]): ReadonlySet<string> {
-  let s = secretHeadersByConfig.get(routes);
-  if (s === undefined) secretHeadersByConfig.set(routes, (s = secretRequestHeaders(routes)));
-  return s;
-}
+/** Once per configuration generation (on its ServiceScope), shared by its cached routes. */
+const SECRET_HEADERS = new GenerationLocal<ReadonlySet<string>>('cache secret request headers');
 
 function storeFor(g: CacheGlobalConfig, env: CompileEnv): CacheStore {
   const services = env.identity.services;
@@ -321,7 +316,7 @@ function storeFor(g: CacheGlobalConfig, env: CompileEnv): CacheStore {
 export function compileCache(cfg: CacheConfig, env: CompileEnv): CompiledStage {
   const g = env.config.caching ?? {};
   const store = storeFor(g, env);
-  registerCacheStore(env.identity.services, store);
+  registerPurgeTarget(env.identity.services, store);
   const statusHeader = (g.cacheStatusHeader ?? 'Cache-Status').toLowerCase();
   const p: RoutePolicy = {
     routeId: env.routeId,
@@ -336,7 +331,7 @@ export function compileCache(cfg: CacheConfig, env: CompileEnv): CompiledStage {
     coalesce: cfg.coalesce ?? true,
     coalesceWaitMs: cfg.coalesceWaitMs ?? DEFAULT_COALESCE_WAIT_MS,
     statusHeader,
-    secretHeaders: secretHeadersOf(env.config.routes),
+    secretHeaders: env.identity.services.local(SECRET_HEADERS, () => secretRequestHeaders(env.config.routes)),
     inflight: new Map(),
   };
   return {

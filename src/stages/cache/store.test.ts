@@ -68,7 +68,7 @@ test('compile: a redis store needs a URL (caching.redis.url or a redis state blo
 });
 
 test('relayCachePurge: the primary relays a worker\'s purge to every other live worker, ignores other messages', async () => {
-  const { relayCachePurge } = await import('./cluster.js');
+  const { relayCachePurge } = await import('../../services/cache-purge.js');
   type W = Parameters<typeof relayCachePurge>[0];
   const sent: [string, unknown][] = [];
   const fake = (id: string, dead = false) => ({ isDead: () => dead, send: (m: unknown) => { sent.push([id, m]); return true; } }) as unknown as W;

@@ -1,13 +1,14 @@
-// The cache store contract, the memory store (an LRU bounded by bytes), and the per-gateway registry the
-// admin purge call uses to find the stores of the running configuration.
+// The cache store contract and the memory store (an LRU bounded by bytes). The admin purge finds a
+// generation's stores through src/services/cache-purge.ts (the stage registers them there).
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Service, ServiceScope } from '../../gateway/services.js';
+import type { Service } from '../../services/services.js';
+import type { PurgeSpec, PurgeTarget } from '../../services/cache-purge.js';
 import { variantOf, type CachedResponse } from './entry.js';
 import { untrackStore } from './cluster.js';
 
-export type PurgeSpec = { readonly key: string } | { readonly prefix: string };
+export type { PurgeSpec } from '../../services/cache-purge.js';
 
-export interface CacheStore extends Service {
+export interface CacheStore extends Service, PurgeTarget {
   readonly kind: 'memory' | 'redis';
   /**
    * The fresh response stored under `primary` for this request's Vary variant, if any. The memory store
@@ -36,6 +37,8 @@ type Slot = CachedResponse | VaryMark;
 export class MemoryCacheStore implements CacheStore {
   readonly kind = 'memory' as const;
   private readonly slots = new Map<string, Slot>();
+  /** Accounted size of each slot (key length included), without widening the entry class. */
+  private readonly sizes = new WeakMap<Slot, number>();
   private bytes = 0;
 
   constructor(readonly maxBytes: number) {}
@@ -92,7 +95,7 @@ export class MemoryCacheStore implements CacheStore {
   private set(key: string, slot: Slot, size: number): void {
     const old = this.slots.get(key);
     if (old !== undefined) this.delete(key, old);
-    sizes.set(slot, size);
+    this.sizes.set(slot, size);
     this.slots.set(key, slot);
     this.bytes += size;
   }
@@ -104,7 +107,7 @@ export class MemoryCacheStore implements CacheStore {
   }
 
   private delete(key: string, slot: Slot): void {
-    if (this.slots.delete(key)) this.bytes -= sizes.get(slot) ?? 0;
+    if (this.slots.delete(key)) this.bytes -= this.sizes.get(slot) ?? 0;
   }
 
   private evict(): void {
@@ -116,27 +119,3 @@ export class MemoryCacheStore implements CacheStore {
   }
 }
 
-/** Accounted size of each slot (key length included), without widening the entry class. */
-const sizes = new WeakMap<Slot, number>();
-
-// --- registry: which stores the routes of a configuration generation use (for the admin purge) ---
-
-const registry = new WeakMap<ServiceScope, Set<CacheStore>>();
-
-export function registerCacheStore(scope: ServiceScope, store: CacheStore): void {
-  let s = registry.get(scope);
-  if (s === undefined) registry.set(scope, (s = new Set()));
-  s.add(store);
-}
-
-/** The cache stores a generation's routes use (empty when no route caches). */
-export function cacheStoresOf(scope: ServiceScope): readonly CacheStore[] {
-  const s = registry.get(scope);
-  return s === undefined ? [] : [...s];
-}
-
-/** Purges in every store of the generation; resolves the total removed. */
-export async function purgeAll(scope: ServiceScope, spec: PurgeSpec): Promise<number> {
-  const counts = await Promise.all(cacheStoresOf(scope).map((s) => s.purge(spec)));
-  return counts.reduce((a, b) => a + b, 0);
-}

@@ -8,7 +8,7 @@
 //
 // A released slot is handed straight to the oldest waiter (the count does not drop), so a new arrival
 // never overtakes the queue.
-import type { Service } from '../../gateway/services.js';
+import type { Service } from '../../services/services.js';
 
 /** One queued request, as a gate sees it. */
 export interface GateWaiter {

@@ -15,7 +15,7 @@ import type { ServerResponse } from 'node:http';
 import type { RequestContext } from '../../pipeline/context.js';
 import type { CompileEnv, CompiledStage, Rejection, StageModule, StageOutcome } from '../../pipeline/types.js';
 import type { SecurityEventBus } from '../../observability/security-events.js';
-import { serviceKey } from '../../gateway/services.js';
+import { serviceKey } from '../../services/services.js';
 import { KeyedGate, SharedGate, type Gate, type GateLimits, type GateWaiter } from './bulkhead.js';
 import { ConcurrencySchema, ConcurrencyGlobalSchema, type BulkheadQueueConfig, type ConcurrencyConfig } from './schema.js';
 import { concurrencyIssues } from './semantic.js';

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { LoadShedder, compileLoadShedding } from './overload.js';
-import { ServicePool } from '../../gateway/services.js';
+import { ServicePool } from '../../services/services.js';
 import { silentLogger } from '../../observability/logger.js';
 
 describe('LoadShedder', () => {

@@ -10,8 +10,8 @@
 // Each process (cluster worker) measures its own loop. The status listener is a separate server and
 // never goes through this check.
 import { Counter, Gauge, register } from 'prom-client';
-import type { Service, ServiceScope } from '../../gateway/services.js';
-import { serviceKey } from '../../gateway/services.js';
+import type { Service, ServiceScope } from '../../services/services.js';
+import { serviceKey } from '../../services/services.js';
 import type { Logger } from '../../observability/logger.js';
 import type { LoadSheddingConfig } from './schema.js';
 

@@ -15,7 +15,7 @@ import type { SecurityEventBus } from '../../observability/security-events.js';
 import { RateLimitSchema, RateLimitGlobalSchema, type RateLimitConfig, type RateLimitRule, type RateKeyPart } from './schema.js';
 import { rateLimitIssues } from './semantic.js';
 import { claimAt } from '../../identity/claims.js';
-import { ALG_FIXED, ALG_GCRA, ALG_SLIDING, seconds, type Algorithm } from './algorithms.js';
+import { ALG_FIXED, ALG_GCRA, ALG_SLIDING, seconds, type Algorithm } from '../../state/rate-algorithms.js';
 
 /** [RateLimit-Policy, RateLimit] of the limits that admitted the request, when response headers are on */
 const kHeaders = new StageSlot<readonly [string, string]>('rate-limit.headers');

@@ -1,7 +1,9 @@
 // Access log stage: one JSON line per exchange via pino, written when the response is over.
 // Secrets never reach the log: we log a fixed set of fields, never whole header maps, and the few
 // headers/query parameters an operator asks for pass through redaction compiled at load time.
-import { ALWAYS_SECRET_HEADERS, type CredentialNames } from '../config/credentials.js';
+import { ALWAYS_SECRET_HEADERS, DEFAULT_SECRET_QUERY, type CredentialNames } from '../config/credentials.js';
+
+export { DEFAULT_SECRET_QUERY } from '../config/credentials.js';
 import { pino } from 'pino';
 import type { Static } from '@sinclair/typebox';
 import type { AccessLogSchema } from '../config/schema.js';
@@ -10,7 +12,6 @@ import type { RequestContext } from '../pipeline/context.js';
 export type AccessLogConfig = Static<typeof AccessLogSchema>;
 
 /** Always redacted, whatever the config says. */
-export const DEFAULT_SECRET_QUERY = ['token', 'access_token', 'id_token', 'refresh_token', 'api_key', 'apikey', 'key', 'password', 'passwd', 'secret', 'client_secret', 'code', 'signature', 'sig'];
 const REDACTED = '[REDACTED]';
 
 export interface AccessLogger {

@@ -6,7 +6,7 @@
 //   sliding window  a = window index, b = count in it, c = count in the previous window
 //                   (weighted two-window counter: estimate = prev·(1 − elapsed/W) + cur)
 //   token bucket    a = TAT, the GCRA "theoretical arrival time" (one timestamp per key)
-import type { RateCheck } from '../../state/types.js';
+import type { RateCheck } from './types.js';
 
 export const ALG_FIXED = 0;
 export const ALG_SLIDING = 1;

@@ -4,6 +4,7 @@
 // ServiceScope for each service by a key derived from its configuration: an existing one is reused, a
 // missing one created. The gateway awaits the new ones' ready() before it swaps generations, and closes
 // the services the new generation no longer uses once the old generation has drained.
+import type { PurgeTarget } from './cache-purge.js';
 
 export interface Service {
   /** Resolves once the service can answer (e.g. the key index is loaded); rejects if it cannot start. */
@@ -43,8 +44,16 @@ export class ServicePool {
 
 export class ServiceScope {
   readonly used = new Set<string>();
+  /**
+   * Cache stores this generation's routes use: what POST /admin/cache/purge reaches (registered by the
+   * cache stage at compile time, see src/services/cache-purge.ts). Per generation, so a purge never
+   * touches a store only an older, draining generation still holds.
+   */
+  readonly purgeTargets = new Set<PurgeTarget>();
   /** services this scope created (not yet in the pool until commit) */
   private readonly created = new Map<string, Service>();
+  /** per-generation values (see local()) */
+  private readonly locals = new Map<GenerationLocal<unknown>, unknown>();
 
   constructor(private readonly live: Map<string, Service>, private readonly generations: Set<ServiceScope>) {}
 
@@ -56,6 +65,18 @@ export class ServiceScope {
     const s = create();
     this.created.set(key, s);
     return s;
+  }
+
+  /**
+   * The value of `key` for this generation, created on first use: a table shared by the generation's
+   * routes and dropped with it (e.g. the JWT verifier per issuer). Unlike use(), nothing is kept for the
+   * next generation and nothing is closed.
+   */
+  local<T>(key: GenerationLocal<T>, create: () => T): T {
+    if (this.locals.has(key)) return this.locals.get(key) as T;
+    const v = create();
+    this.locals.set(key, v);
+    return v;
   }
 
   /** Waits until every service this scope created is ready; on failure closes them and rethrows. */
@@ -81,6 +102,13 @@ export class ServiceScope {
     this.created.clear();
     await Promise.allSettled(all.map((s) => s.close()));
   }
+}
+
+/** A typed key for ServiceScope.local(); define one per table as a module constant. */
+export class GenerationLocal<T> {
+  /** (phantom: ties the key to its value type) */
+  declare private readonly _type: T;
+  constructor(readonly name: string) {}
 }
 
 /** A stable key for a service from the configuration that defines it. */
