@@ -2,13 +2,13 @@
 // variants, refusals) and `portcullis cache purge` (the real CLI, with -c FILE and with --url).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gateway } from '../../src/gateway/gateway.js';
 import { config, get, startGateway } from '../helpers/gateway.js';
 import { runCli } from '../helpers/keys.js';
 import { startCacheUpstream, type CacheUpstream } from './upstream.js';
+import { tempDir, removeTempDir } from '../helpers/tmp.js';
 
 let up: CacheUpstream;
 let gw: Gateway;
@@ -17,7 +17,7 @@ let status: string;
 let dir: string;
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'portcullis-cache-purge-'));
+  dir = tempDir('portcullis-cache-purge-');
   up = await startCacheUpstream();
   const g = await startGateway(config({
     server: { status: { port: 0 } },
@@ -32,7 +32,7 @@ before(async () => {
 after(async () => {
   await gw.close(0);
   await up.close();
-  rmSync(dir, { recursive: true, force: true });
+  await removeTempDir(dir);
 });
 
 const CC = 'cc=max-age%3D60';

@@ -1,6 +1,5 @@
 // API key test helpers: a fixed pepper, the real CLI as a child process, throwaway PostgreSQL schemas, and
 // an IdentityEnv wired like the gateway's (config consumers + key store consumers, one service scope).
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
@@ -12,6 +11,7 @@ import { silentLogger, type Logger } from '../../src/observability/logger.js';
 import { createStateStore } from '../../src/state/index.js';
 import { createConsumerDirectory } from '../../src/identity/consumers.js';
 import { generateApiKey, hashApiKey } from '../../src/identity/api-keys/format.js';
+import { spawnTracked } from './process.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -23,18 +23,18 @@ export interface CliResult { code: number | null; stdout: string; stderr: string
 /** Runs `portcullis ARGS` (the real bin, via tsx) with PORTCULLIS_KEY_PEPPER set unless env overrides it. */
 export function runCli(args: readonly string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    const child = spawnTracked(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
       cwd: ROOT,
       env: { ...process.env, PORTCULLIS_KEY_PEPPER: PEPPER, ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(opts.input ?? '');
+    child.stdin!.end(opts.input ?? '');
   });
 }
 

@@ -1,14 +1,14 @@
 // A real three-master Redis Cluster on loopback for tests: redis-server processes with cluster-enabled,
 // joined by `redis-cli --cluster create`. Ports (and the cluster bus ports) are picked free; everything
 // lives in a temp dir that close() removes.
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { closedPort } from './servers.js';
-import { waitFor } from './wait.js';
+import { scaled, waitFor } from './wait.js';
+import { spawnTracked } from './process.js';
+import { removeTempDir, tempDir } from './tmp.js';
 
 const run = promisify(execFile);
 
@@ -21,11 +21,11 @@ export interface RedisClusterHandle {
 }
 
 export async function startRedisCluster(size = 3): Promise<RedisClusterHandle> {
-  const dir = mkdtempSync(join(tmpdir(), 'pc-redis-cluster-'));
+  const dir = tempDir('pc-redis-cluster-');
   const ports: number[] = [];
   const busPorts: number[] = [];
   for (let i = 0; i < size; i++) { ports.push(await closedPort()); busPorts.push(await closedPort()); }
-  const procs: ChildProcess[] = ports.map((port, i) => spawn('redis-server', [
+  const procs: ChildProcess[] = ports.map((port, i) => spawnTracked('redis-server', [
     '--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-port', String(busPorts[i]),
     '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir, '--save', '', '--appendonly', 'no',
   ], { stdio: 'ignore' }));
@@ -38,16 +38,16 @@ export async function startRedisCluster(size = 3): Promise<RedisClusterHandle> {
       p.once('exit', () => resolve());
       p.kill('SIGKILL');
     })));
-    rmSync(dir, { recursive: true, force: true });
+    await removeTempDir(dir);
   };
   try {
     const clients = ports.map((port) => new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => 50 }));
     for (const c of clients) c.on('error', () => undefined); // refused until the node listens: expected
     try {
-      await waitFor(async () => (await Promise.all(clients.map((c) => c.ping().then(() => true, () => false)))).every(Boolean), { what: 'redis cluster nodes up', timeoutMs: 10_000 });
-      await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes']);
+      await waitFor(async () => (await Promise.all(clients.map((c) => c.ping().then(() => true, () => false)))).every(Boolean), { what: 'redis cluster nodes up', timeoutMs: 60_000 });
+      await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: scaled(60_000), killSignal: 'SIGKILL' });
       const ok = async (c: Redis): Promise<boolean> => String(await c.cluster('INFO')).includes('cluster_state:ok');
-      await waitFor(async () => (await Promise.all(clients.map(ok))).every(Boolean), { what: 'redis cluster state ok', timeoutMs: 15_000 });
+      await waitFor(async () => (await Promise.all(clients.map(ok))).every(Boolean), { what: 'redis cluster state ok', timeoutMs: 60_000 });
     } finally {
       for (const c of clients) c.disconnect();
     }

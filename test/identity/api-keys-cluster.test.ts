@@ -3,10 +3,10 @@
 // each worker's security log line proves it refused the key itself).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnGateway, type GatewayProcess } from '../helpers/process.js';
+import { spawnGateway, stopGatewayProcess, type GatewayProcess } from '../helpers/process.js';
+import { tempDir, removeTempDir } from '../helpers/tmp.js';
 import { rawRequest } from '../helpers/servers.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { PEPPER, keyFromOutput, keyIdFromOutput, runCli } from '../helpers/keys.js';
@@ -15,13 +15,13 @@ let dir: string;
 let up: TestUpstream;
 let p: GatewayProcess | undefined;
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'portcullis-keys-cluster-'));
+  dir = tempDir('portcullis-keys-cluster-');
   up = await startUpstream('a');
 });
 after(async () => {
-  if (p !== undefined && p.child.exitCode === null) { p.child.kill('SIGTERM'); await p.exited; }
+  if (p !== undefined) await stopGatewayProcess(p);
   await up.close();
-  rmSync(dir, { recursive: true, force: true });
+  await removeTempDir(dir);
 });
 
 test('cluster: every worker refuses a key revoked with the CLI within one second', async (t) => {
@@ -71,6 +71,5 @@ routes:
   const refusedBy = new Set(p.lines.filter((l) => l.event === 'security' && l.reason === 'api-key-revoked').map((l) => l.pid));
   assert.deepEqual([...refusedBy].sort(), [w1.pid, w2.pid].sort(), 'both workers refused the key themselves');
   assert.ok(!p.stderr().includes(key), 'the key never appears in the gateway log');
-  p.child.kill('SIGTERM');
-  assert.equal((await p.exited).code, 0);
+  assert.equal((await stopGatewayProcess(p)).code, 0);
 });

@@ -1,21 +1,22 @@
 // Hot reload: a new configuration is validated first, applied atomically, and no request fails because of it.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile, rename, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { request, Agent } from 'undici';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { startGateway, config } from '../helpers/gateway.js';
-import { spawnGateway, type GatewayProcess } from '../helpers/process.js';
+import { spawnGateway, stopGatewayProcess, type GatewayProcess } from '../helpers/process.js';
+import { tempDir, removeTempDir } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait.js';
 
 let up: TestUpstream;
 let dir: string;
 before(async () => {
   up = await startUpstream('a');
-  dir = await mkdtemp(join(tmpdir(), 'portcullis-reload-'));
+  dir = tempDir('portcullis-reload-');
 });
-after(async () => { await up.close(); await rm(dir, { recursive: true, force: true }); });
+after(async () => { await up.close(); await removeTempDir(dir); });
 
 const yaml = (gen: number, workers: number, port = 0) => `
 server: { workers: ${workers}, status: { enabled: false }, shutdownTimeoutMs: 5000 }
@@ -104,7 +105,7 @@ for (const workers of [1, 2]) {
     const p: GatewayProcess = spawnGateway(['start', '-c', file]);
     try {
       const first = await p.waitFor((l) => l.listener === 'main' && typeof l.port === 'number');
-      for (let i = 1; i < workers; i++) await p.waitFor((l) => l.listener === 'main', 15_000, p.lines.indexOf(first) + i);
+      for (let i = 1; i < workers; i++) await p.waitFor((l) => l.listener === 'main', undefined, p.lines.indexOf(first) + i);
       const url = `http://127.0.0.1:${first.port}`;
       const l = load(url, 8);
 
@@ -115,7 +116,7 @@ for (const workers of [1, 2]) {
       // 2) an invalid file: logged, old config kept
       const mark = p.lines.length;
       await writeConfig(file, yaml(3, workers).replace('pathPrefix', 'pathPrefixx'));
-      await p.waitFor((l2) => l2.msg === 'new configuration rejected; keeping the running one', 10_000, mark);
+      await p.waitFor((l2) => l2.msg === 'new configuration rejected; keeping the running one', undefined, mark);
       // 3) file watcher picks up a valid change without a signal
       await writeConfig(file, yaml(4, workers));
       await waitUntil(() => l.gens.has('4'));
@@ -124,17 +125,13 @@ for (const workers of [1, 2]) {
       assert.ok(!l.gens.has('3'), 'the invalid configuration must never serve');
       assert.ok(p.lines.some((x) => typeof x.issue === 'string' && String(x.issue).includes('pathPrefixx')), 'the error names the bad key');
     } finally {
-      p.child.kill('SIGTERM');
-      const { code } = await p.exited;
+      const { code } = await stopGatewayProcess(p);
       assert.equal(code, 0);
     }
   });
 }
 
-async function waitUntil(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/** Bounded polling (helpers/wait.ts: generous deadline, scaled by PORTCULLIS_TEST_TIMEOUT_SCALE). */
+async function waitUntil(cond: () => boolean): Promise<void> {
+  await waitFor(() => cond() || undefined, { what: 'traffic/configuration condition' });
 }

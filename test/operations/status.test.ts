@@ -28,12 +28,12 @@ test('/healthz is 200; /readyz follows active health checks; non-GET is refused'
     assert.equal((await status(st.port, '/readyz')).status, 200);
 
     up.handler = statusHandler(500);
-    const notReady = await waitFor(async () => { const s = await status(st.port, '/readyz'); return s.status === 503 ? s : undefined; }, { timeoutMs: 5000 });
+    const notReady = await waitFor(async () => { const s = await status(st.port, '/readyz'); return s.status === 503 ? s : undefined; }, { what: 'readiness to follow the health check' });
     assert.deepEqual(notReady.body.unhealthy_upstreams, ['a']);
     assert.equal((await status(st.port, '/healthz')).status, 200, 'liveness does not depend on upstreams');
 
     up.handler = echo('a');
-    await waitFor(async () => ((await status(st.port, '/readyz')).status === 200 ? true : undefined), { timeoutMs: 5000 });
+    await waitFor(async () => ((await status(st.port, '/readyz')).status === 200 ? true : undefined), { what: 'readiness to follow the health check' });
 
     const post = await request(`http://127.0.0.1:${st.port}/healthz`, { method: 'POST' });
     assert.equal(post.statusCode, 405);

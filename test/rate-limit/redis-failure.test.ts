@@ -2,7 +2,7 @@
 // per-process limiter, failClosed routes answer 503; a metric and a (rate-limited) log line; no hang.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import { register } from 'prom-client';
@@ -10,10 +10,11 @@ import { startGateway, config, get } from '../helpers/gateway.js';
 import { startUpstream } from '../helpers/upstream.js';
 import { closedPort, captureLogger } from '../helpers/servers.js';
 import { waitFor } from '../helpers/wait.js';
+import { spawnTracked } from '../helpers/process.js';
 import { SecurityEventBus, type SecurityEvent } from '../../src/observability/security-events.js';
 
 const port = await closedPort();
-const redis: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+const redis: ChildProcess = spawnTracked('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
 const up = await startUpstream('rlf');
 const cap = captureLogger();
 const events = new SecurityEventBus();
@@ -40,7 +41,7 @@ function redisListening(): Promise<boolean> {
 }
 
 test('Redis killed mid-test: failOpen uses the local limiter, failClosed answers 503, errors are counted and logged', async () => {
-  await waitFor(redisListening, { timeoutMs: 5000 });
+  await waitFor(redisListening, { what: 'the private redis-server to listen' });
   const started = await startGateway(config({
     state: { type: 'redis', url: `redis://127.0.0.1:${port}`, commandTimeoutMs: 100 },
     upstreams: { up: { targets: [{ url: up.url }] } },
@@ -52,7 +53,7 @@ test('Redis killed mid-test: failOpen uses the local limiter, failClosed answers
   gw = started.gw;
   const base = started.base;
   // Redis up: counted there
-  await waitFor(async () => (await get(`${base}/closed`)).status === 200, { timeoutMs: 5000 });
+  await waitFor(async () => (await get(`${base}/closed`)).status === 200, { what: 'the gateway connected to Redis' });
   assert.equal((await get(`${base}/open`)).status, 200);
 
   redis.kill('SIGKILL');

@@ -2,20 +2,21 @@
 // overwrites without --force; a missing openssl is a clear error; the command is wired into the CLI.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { X509Certificate } from 'node:crypto';
 import { runCerts, DEV_FILES } from '../../src/cli/certs.js';
 import { UsageError } from '../../src/cli/args.js';
 import { startTlsGateway, tryHandshake } from './helpers.js';
+import { spawnTracked } from '../helpers/process.js';
+import { tempDir, removeTempDir } from '../helpers/tmp.js';
+import { scaled } from '../helpers/wait.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 let dir: string;
-before(() => { dir = mkdtempSync(join(tmpdir(), 'portcullis-certs-dev-')); });
-after(() => rmSync(dir, { recursive: true, force: true }));
+before(() => { dir = tempDir('portcullis-certs-dev-'); });
+after(() => removeTempDir(dir));
 
 function io() {
   const out: string[] = [];
@@ -91,12 +92,12 @@ test('certs dev: a clear error when openssl is missing; usage errors', async () 
 test('the CLI runs `portcullis certs dev`', async () => {
   const out = join(dir, 'cli');
   const run = (args: string[]) => new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnTracked(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error('timeout')); }, 30_000);
+    child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error('timeout')); }, scaled(120_000));
     child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
   });
   const [ok, usage] = await Promise.all([run(['certs', 'dev', '--out', out, '--names', 'localhost']), run(['certs'])]);

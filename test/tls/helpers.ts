@@ -2,7 +2,6 @@
 // handshakes with node:tls, `openssl s_client` runs, and a logger that records lines.
 import tls from 'node:tls';
 import https from 'node:https';
-import { spawn } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { Gateway } from '../../src/gateway/gateway.js';
@@ -11,6 +10,8 @@ import type { Logger } from '../../src/observability/logger.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { firstPem, fingerprint256 } from '../helpers/certs.js';
+import { spawnTracked } from '../helpers/process.js';
+import { scaled } from '../helpers/wait.js';
 
 export interface TlsGateway {
   gw: Gateway;
@@ -95,11 +96,11 @@ export interface SClientResult {
 /** `openssl s_client -connect 127.0.0.1:PORT -servername NAME ...`, stdin closed, bounded by a timeout. */
 export function sClient(port: number, args: string[], servername = 'localhost'): Promise<SClientResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, ...(servername ? ['-servername', servername] : []), '-showcerts', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnTracked('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, ...(servername ? ['-servername', servername] : []), '-showcerts', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
-    child.stdout.on('data', (d: Buffer) => { output += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { output += d.toString(); });
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`s_client timed out:\n${output}`)); }, 10_000);
+    child.stdout!.on('data', (d: Buffer) => { output += d.toString(); });
+    child.stderr!.on('data', (d: Buffer) => { output += d.toString(); });
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`s_client timed out:\n${output}`)); }, scaled(60_000));
     child.on('error', (err) => { clearTimeout(timer); reject(err); });
     child.on('close', () => {
       clearTimeout(timer);

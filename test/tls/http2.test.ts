@@ -10,6 +10,7 @@ import { makePki, type Pki } from '../helpers/certs.js';
 import { startTlsGateway, memoryLogger, type TlsGateway } from './helpers.js';
 import type { EchoReply } from '../helpers/upstream.js';
 import { httpsGet } from './helpers.js';
+import { scaled } from '../helpers/wait.js';
 
 let pki: Pki;
 let g: TlsGateway;
@@ -212,7 +213,7 @@ test('rapid reset: a burst of cancelled streams closes that connection with GOAW
   const other = connect();
   try {
     resetBurst(attacker, 600, 1);
-    const code = await Promise.race([attacker.goaway, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 5000).unref())]);
+    const code = await Promise.race([attacker.goaway, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), scaled(30_000)).unref())]);
     assert.equal(code, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
     const line = log.lines.find((l) => l.event === 'http2-rapid-reset');
     assert.ok(line, 'security event logged');

@@ -13,6 +13,7 @@ import { Gateway } from '../../src/gateway/gateway.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import type { GatewayConfig, ListenerConfig } from '../../src/config/schema.js';
 import { tryHandshake, httpsGet } from './helpers.js';
+import { scaled } from '../helpers/wait.js';
 
 let pki: Pki;
 before(() => { pki = makePki(); });
@@ -120,7 +121,7 @@ test('HTTP/1.1 on an h2 listener gets the listener limits (keep-alive timeout, h
       let reply = '';
       h.socket.on('data', (d: Buffer) => { reply += d.toString(); });
       h.socket.write('GET /k HTTP/1.1\r\nhost: localhost\r\n\r\n');
-      await Promise.race([closed, new Promise((_, reject) => setTimeout(() => reject(new Error('keep-alive connection never closed')), 5000).unref())]);
+      await Promise.race([closed, new Promise((_, reject) => setTimeout(() => reject(new Error('keep-alive connection never closed')), scaled(30_000)).unref())]);
       assert.match(reply, /^HTTP\/1\.1 200 /);
       assert.ok(performance.now() - t0 >= 250, 'closed only after the idle timeout');
 
@@ -141,7 +142,7 @@ test('HTTP/1.1 on an h2 listener gets the listener limits (keep-alive timeout, h
         await new Promise<void>((resolve, reject) => { const r = client.request({ ':path': '/' }); r.resume(); r.on('end', resolve); r.on('error', reject); });
         const code = await Promise.race([
           new Promise<number>((resolve) => client.once('goaway', (c: number) => resolve(c))),
-          new Promise<string>((resolve) => setTimeout(() => resolve('no goaway'), 5000).unref()),
+          new Promise<string>((resolve) => setTimeout(() => resolve('no goaway'), scaled(30_000)).unref()),
         ]);
         assert.equal(code, http2.constants.NGHTTP2_NO_ERROR);
       } finally {

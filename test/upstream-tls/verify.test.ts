@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { makePki } from '../helpers/certs.js';
 import { get } from '../helpers/gateway.js';
 import { tlsHarness, type TlsUpstream } from './helpers.js';
+import { waitFor } from '../helpers/wait.js';
 
 const pki = makePki();
 const { upstream, gateway, defer } = tlsHarness();
@@ -119,11 +120,7 @@ test('active health checks use the same TLS settings as traffic (private CA): th
     healthCheck: { active: { path: '/health', intervalMs: 30, healthyThreshold: 1, unhealthyThreshold: 1 } },
   });
   // wait for several probe rounds: with a probe that ignored tls.ca the target would be marked unhealthy
-  const deadline = Date.now() + 5000;
-  while (up.requests.filter((r) => r.url === '/health').length < 3) {
-    if (Date.now() > deadline) throw new Error('no TLS health probes reached the upstream');
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await waitFor(() => up.requests.filter((r) => r.url === '/health').length >= 3, { what: 'TLS health probes at the upstream' });
   const r = await get(`${base}/after-probes`);
   assert.equal(r.status, 200);
   assert.equal(log.lines.filter((l) => JSON.stringify(l).includes('target-unhealthy')).length, 0);
