@@ -172,6 +172,7 @@ const commands: readonly Command[] = [
     usage: 'purge --prefix PREFIX | --key KEY (-c FILE | --url URL)',
     description: [
       'Calls POST /admin/cache/purge on the status listener of -c FILE (server.status, default 127.0.0.1:9901) or of --url. In cluster mode every worker purges.',
+      'The admin token (Authorization: Bearer) is read from --token-file FILE, else (with -c) server.status.adminToken, else $PORTCULLIS_ADMIN_TOKEN.',
       '',
       '  cache purge --prefix /products -c portcullis.yaml   (every cached response whose key starts with /products)',
       '  cache purge --key "/products/1 api.example.com products *" --url http://127.0.0.1:9901',
@@ -181,6 +182,7 @@ const commands: readonly Command[] = [
     options: {
       config: { type: 'string', short: 'c', valueName: 'FILE', description: 'Configuration file (for the status listener address)' },
       url: { type: 'string', valueName: 'URL', description: 'Status listener base URL (instead of -c)' },
+      'token-file': { type: 'string', valueName: 'FILE', description: 'File holding the admin token (default: server.status.adminToken from -c, else $PORTCULLIS_ADMIN_TOKEN)' },
       prefix: { type: 'string', valueName: 'PREFIX', description: 'Purge every key starting with PREFIX (e.g. a path prefix)' },
       key: { type: 'string', valueName: 'KEY', description: 'Purge one exact key (all its Vary variants)' },
       json: { type: 'boolean', description: 'JSON output' },

@@ -7,6 +7,20 @@ import { DEFAULT_ATTESTATION_HEADER } from '../stages/attestation/schema.js';
 /** Request headers that carry a secret whatever the configuration says (lower case). */
 export const ALWAYS_SECRET_HEADERS: readonly string[] = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key', 'dpop'];
 
+/**
+ * Name fragments that say a header carries a secret (lower case): `X-Session-Token`, `X-Auth-User`,
+ * `X-Client-Secret`, `X-Api-Key`, `Cookie2`, `X-Amz-Security-Token`, ... Used by the access log: a header an
+ * operator lists in includeHeaders is redacted when its name contains one of these, so a custom token
+ * header never lands in a log file because nobody thought to add it to redactHeaders.
+ */
+export const SECRET_HEADER_NAME_PARTS: readonly string[] = ['token', 'secret', 'password', 'passwd', 'session', 'api-key', 'apikey', 'api_key', 'auth', 'cookie', 'credential'];
+
+/** True if a header name (any case) says it carries a secret: ALWAYS_SECRET_HEADERS or SECRET_HEADER_NAME_PARTS. */
+export function headerNameLooksSecret(name: string): boolean {
+  const n = name.toLowerCase();
+  return ALWAYS_SECRET_HEADERS.includes(n) || SECRET_HEADER_NAME_PARTS.some((p) => n.includes(p));
+}
+
 export interface CredentialNames {
   /** header names (as configured) of API keys and attestation tokens on some route */
   readonly headers: readonly string[];

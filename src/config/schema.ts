@@ -257,6 +257,7 @@ export const ServerSchema = Obj({
     enabled: Type.Optional(Type.Boolean({ default: true })),
     address: Type.Optional(Type.String({ default: '127.0.0.1' })),
     port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, default: 9901 })),
+    adminToken: Type.Optional(Type.String({ minLength: 32, description: 'Bearer token for the admin endpoints (POST /admin/cache/purge), usually ${ENV}; else env PORTCULLIS_ADMIN_TOKEN; neither = admin endpoints disabled (403)' })),
   })),
   via: Type.Optional(Type.String({ default: 'portcullis', description: 'Pseudonym used in the Via header' })),
 });

@@ -151,7 +151,7 @@ export function checkSemantics(cfg: GatewayConfig, stages: readonly AnyStageModu
     const port = status?.port ?? 9901;
     if (port !== 0) binds.push({ path: ['server', 'status'], label: 'server.status', port, bind: bindOf(address), what: `${address}:${port}` });
     if (status?.address !== undefined && !isLoopback(status.address)) {
-      warn(['server', 'status', 'address'], `status listener exposed on non-loopback address ${JSON.stringify(status.address)}: health, metrics and the unauthenticated cache purge endpoint are reachable from the network`);
+      warn(['server', 'status', 'address'], `status listener exposed on non-loopback address ${JSON.stringify(status.address)}: health and metrics (unauthenticated) and the token-protected cache purge endpoint are reachable from the network`);
     }
   }
   binds.forEach((b, i) => {

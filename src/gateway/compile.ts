@@ -137,6 +137,7 @@ function newUpstream(name: string, ucfg: UpstreamConfig, opts: CompileOptions): 
     if (e.type === 'tls-pin-mismatch' || e.type === 'tls-verify-failed') {
       // Security event, once per failed handshake; the client only sees a generic 502.
       opts.logger.warn({ upstream: name, target: e.target, event: e }, `upstream ${name}: ${e.type === 'tls-pin-mismatch' ? 'certificate key matches no pin' : 'certificate verification failed'} (${e.target})`);
+      opts.events?.emit({ type: 'upstream-tls', reason: e.type, route: '', clientIp: '', requestId: '', upstream: name, time: Date.now() });
       return;
     }
     opts.onUpstreamEvent?.(name, e);

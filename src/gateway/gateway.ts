@@ -59,7 +59,7 @@ export class Gateway {
       for (const [i, l] of config.listeners.entries()) await gw.openListener(l, gw.tlsManagerFor(l, i));
       const st = config.server?.status;
       if (opts.status !== false && st?.enabled !== false) {
-        gw.status = await startStatusServer(gw.holder, st?.address ?? '127.0.0.1', st?.port ?? 9901);
+        gw.status = await startStatusServer(gw.holder, st?.address ?? '127.0.0.1', st?.port ?? 9901, { adminToken: () => gw.config.server?.status?.adminToken });
       }
     } catch (err) {
       await gw.close(0);

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { register } from 'prom-client';
-import { SecurityEventBus, attachDefaultSubscribers, SECURITY_LOG_BURST, SECURITY_LOG_WINDOW_MS, type SecurityEvent } from './security-events.js';
+import { SecurityEventBus, attachDefaultSubscribers, SECURITY_LOG_BURST, SECURITY_LOG_WINDOW_MS, emitOverloadRefusal, emitProtocolRefusal, isProtocolRefusalReason, type SecurityEvent } from './security-events.js';
 import { captureLogger } from '../../test/helpers/servers.js';
 
 const event = (reason: string, route = 'r'): SecurityEvent => ({ type: 'rate-limit', reason, route, clientIp: '192.0.2.1', requestId: 'id', time: 0 });
@@ -34,4 +34,32 @@ test('a flood logs SECURITY_LOG_BURST lines per key per window, counts all, and 
   } finally {
     stop();
   }
+});
+
+test('protocol and overload helpers: one event each, route-less before routing, handler codes map through', () => {
+  const bus = new SecurityEventBus();
+  const seen: SecurityEvent[] = [];
+  bus.subscribe((e) => seen.push(e));
+  const req = { id: 'req-1', clientIp: '198.51.100.7', routeId: '' };
+  for (const code of ['ambiguous-length', 'bad-host', 'bad-transfer-encoding', 'bad-path', 'uri-too-long', 'too-many-headers', 'body-too-large']) {
+    assert.ok(isProtocolRefusalReason(code), code);
+    emitProtocolRefusal(bus, code, req, 5);
+  }
+  assert.equal(isProtocolRefusalReason('no-route'), false);
+  assert.equal(isProtocolRefusalReason('overloaded'), false);
+  emitOverloadRefusal(bus, { ...req, routeId: 'api' }, 6);
+  assert.equal(seen.length, 8);
+  assert.deepEqual(seen[0], { type: 'protocol', reason: 'ambiguous-length', route: '', clientIp: '198.51.100.7', requestId: 'req-1', time: 5 });
+  assert.deepEqual(seen[7], { type: 'overload', reason: 'overloaded', route: 'api', clientIp: '198.51.100.7', requestId: 'req-1', time: 6 });
+});
+
+test('the security log line carries the upstream of upstream-tls events', () => {
+  const bus = new SecurityEventBus();
+  const log = captureLogger();
+  const stop = attachDefaultSubscribers(bus, log.logger);
+  bus.emit({ type: 'upstream-tls', reason: 'tls-verify-failed', route: '', clientIp: '', requestId: '', upstream: 'payments', time: 0 });
+  stop();
+  const line = log.lines.find((l) => l.event === 'security' && l.type === 'upstream-tls');
+  assert.equal(line?.upstream, 'payments');
+  assert.equal(line?.reason, 'tls-verify-failed');
 });

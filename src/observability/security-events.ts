@@ -1,18 +1,28 @@
-// The security event bus: every refused authentication, authorization, attestation or DPoP check (and
-// later WAF, rate-limit and ban decisions) is published here as one structured event. Subscribers — the
+// The security event bus: every refused authentication, authorization, attestation, DPoP or
+// client-certificate check, every protocol/limit/smuggling refusal and load-shed request, every failed
+// upstream TLS verification or pin check, and refused admin calls are published here as one structured
+// event. Subscribers — the
 // security log line and the metrics counter today, alerting and SIEM export later — never see a
 // credential: events carry reasons and ids only.
 import { Counter, register } from 'prom-client';
 import type { Logger } from './logger.js';
 
 export interface SecurityEvent {
-  /** what kind of check failed: 'authentication' | 'authorization' | 'attestation' | 'dpop' | ... */
+  /**
+   * what kind of check failed: 'authentication' | 'authorization' | 'attestation' | 'dpop' |
+   * 'client-certificate' | 'upstream-tls' | 'protocol' | 'overload' | 'admin' | ... (see SecurityEventType)
+   */
   readonly type: string;
   /** short machine-readable reason, e.g. 'token-expired', 'api-key-revoked', 'insufficient-scope' */
   readonly reason: string;
+  /** the route id; '' when the refusal came before routing (protocol, overload) or outside any route */
   readonly route: string;
+  /** '' when there is no client request (upstream TLS failures) */
   readonly clientIp: string;
+  /** '' when there is no client request */
   readonly requestId: string;
+  /** upstream name (upstream-tls events) */
+  readonly upstream?: string;
   /** consumer id, when it is known (e.g. a valid key used from a wrong IP) */
   readonly consumer?: string;
   /** authentication method involved ('api-key', 'jwt', 'introspection', ...) */
@@ -23,6 +33,60 @@ export interface SecurityEvent {
 }
 
 export type SecurityEventListener = (e: SecurityEvent) => void;
+
+/** The event types in use. `type` stays a string so stages can add their own. */
+export type SecurityEventType =
+  | 'authentication' | 'authorization' | 'attestation' | 'dpop' | 'rate-limit'
+  | 'client-certificate' | 'upstream-tls' | 'protocol' | 'overload' | 'admin';
+
+/**
+ * Reasons of `type: 'protocol'` events: requests refused by the request handler before routing or by a
+ * listener limit. The names are the problem codes the handler answers with (src/server/handler.ts
+ * `refuse(..., code, ...)`), so `code` can be passed through as is when isProtocolRefusalReason(code).
+ *   request smuggling / framing   ambiguous-length (CL+TE, duplicate CL), bad-transfer-encoding,
+ *                                 bad-content-length
+ *   headers and target            bad-header, bad-host, bad-path, uri-too-long, too-many-headers,
+ *                                 header-too-large, http-version-not-supported, method-not-allowed
+ *   transport / limits            https-required, body-too-large, request-timeout, bad-request (parser error)
+ */
+export const PROTOCOL_REFUSAL_REASONS = [
+  'ambiguous-length', 'bad-transfer-encoding', 'bad-content-length',
+  'bad-header', 'bad-host', 'bad-path', 'uri-too-long', 'too-many-headers', 'header-too-large',
+  'http-version-not-supported', 'method-not-allowed',
+  'https-required', 'body-too-large', 'request-timeout', 'bad-request',
+] as const;
+export type ProtocolRefusalReason = (typeof PROTOCOL_REFUSAL_REASONS)[number];
+const PROTOCOL_REASON_SET: ReadonlySet<string> = new Set(PROTOCOL_REFUSAL_REASONS);
+
+/** True if `code` (a handler problem code) is a protocol refusal reason. 'no-route' is not one. */
+export function isProtocolRefusalReason(code: string): code is ProtocolRefusalReason {
+  return PROTOCOL_REASON_SET.has(code);
+}
+
+/** The request a refusal is about: RequestContext fits as is (`id`, `clientIp`, `routeId`). */
+export interface RefusedRequest {
+  readonly id: string;
+  readonly clientIp: string;
+  /** '' before routing */
+  readonly routeId: string;
+}
+
+/**
+ * A protocol, limit or smuggling refusal by the request handler: event { type: 'protocol', reason }.
+ * Call it once per refused request, next to the problem answer (the default subscribers count every
+ * event and rate-limit the log lines, so a flood of malformed requests stays cheap).
+ */
+export function emitProtocolRefusal(bus: SecurityEventBus, reason: ProtocolRefusalReason, req: RefusedRequest, now: number = Date.now()): void {
+  bus.emit({ type: 'protocol', reason, route: req.routeId, clientIp: req.clientIp, requestId: req.id, time: now });
+}
+
+/**
+ * Load shedding: a request answered 503 because the process is overloaded: { type: 'overload', reason:
+ * 'overloaded' } (the concurrency stage's gates use the same type, with their own reasons).
+ */
+export function emitOverloadRefusal(bus: SecurityEventBus, req: RefusedRequest, now: number = Date.now()): void {
+  bus.emit({ type: 'overload', reason: 'overloaded', route: req.routeId, clientIp: req.clientIp, requestId: req.id, time: now });
+}
 
 export class SecurityEventBus {
   private listeners: SecurityEventListener[] = [];
@@ -88,6 +152,7 @@ export function attachDefaultSubscribers(bus: SecurityEventBus, logger: Logger, 
       ...(e.consumer !== undefined ? { consumer: e.consumer } : {}),
       ...(e.method !== undefined ? { method: e.method } : {}),
       ...(e.credentialId !== undefined ? { credential_id: e.credentialId } : {}),
+      ...(e.upstream !== undefined ? { upstream: e.upstream } : {}),
       ...(suppressed > 0 ? { suppressed } : {}),
     }, `${e.type} refused: ${e.reason}`);
   });

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodePathForUpstream, normalizeRequestTarget, type NormalizeResult } from './normalize.js';
+import { encodePathForUpstream, foldsToPathSyntax, normalizeRequestTarget, type NormalizeResult } from './normalize.js';
 
 type Expect = { path: string; query?: string } | { reject: RegExp };
 
@@ -101,6 +101,61 @@ test('legitimate targets pass unchanged or normalize as expected', () => {
   for (const [target, want] of ok) check(target, want);
 });
 
+test('look-alikes: characters that fold into ".", "/" or "\\" are refused, other non-ASCII text is not', () => {
+  const enc = (s: string): string => encodeURIComponent(s);
+  const lookalike = /folds into path syntax/;
+  const refused: [string, string][] = [
+    ['\uFF0E', 'FULLWIDTH FULL STOP (NFKC .)'],
+    ['\uFF0F', 'FULLWIDTH SOLIDUS (NFKC /)'],
+    ['\uFF3C', 'FULLWIDTH REVERSE SOLIDUS (NFKC \\)'],
+    ['\u2215', 'DIVISION SLASH (best-fit /)'],
+    ['\u2044', 'FRACTION SLASH (best-fit /)'],
+    ['\u2216', 'SET MINUS (best-fit \\)'],
+    ['\u2024', 'ONE DOT LEADER (NFKC .)'],
+    ['\u2025', 'TWO DOT LEADER (NFKC ..)'],
+    ['\u2026', 'HORIZONTAL ELLIPSIS (NFKC ...)'],
+    ['\u3002', 'IDEOGRAPHIC FULL STOP (best-fit .)'],
+    ['\uFF61', 'HALFWIDTH IDEOGRAPHIC FULL STOP'],
+    ['\uFE52', 'SMALL FULL STOP (NFKC .)'],
+    ['\uFE68', 'SMALL REVERSE SOLIDUS (NFKC \\)'],
+    ['\u29F8', 'BIG SOLIDUS (best-fit /)'],
+    ['\u00A5', 'YEN SIGN (0x5C in cp932)'],
+    ['\u20A9', 'WON SIGN (0x5C in cp949)'],
+    ['\u2100', 'ACCOUNT OF (NFKC a/c)'],
+    ['\u2488', 'DIGIT ONE FULL STOP (NFKC 1.)'],
+    ['\u{1F100}', 'DIGIT ZERO FULL STOP (NFKC 0., astral)'],
+  ];
+  for (const [ch, name] of refused) {
+    for (const seg of [ch + ch, 'a' + ch + 'b', '..' + ch, ch]) {
+      check('/public/' + enc(seg) + '/admin', { reject: lookalike });
+      check('/' + enc(seg), { reject: lookalike });
+    }
+    assert.ok(/\S/.test(name));
+  }
+  // a look-alike in the query string is the backend's business: the query is forwarded raw
+  check('/a?q=' + enc('\uFF0E\uFF0E'), { path: '/a', query: 'q=%EF%BC%8E%EF%BC%8E' });
+  // dot segments with trailing dots or whitespace: '..' on Windows
+  for (const t of ['/a/..%20/admin', '/a/.%20/admin', '/a/.../admin', '/a/..../x', '/a/..%20./admin', '/a/.%20.%20', '/...',
+    '/a/..%C2%A0/admin', '/a/..%E3%80%80/admin', '/a/.%E2%80%83']) {
+    check(t, { reject: /dot segment with trailing dots or spaces/ });
+  }
+  // ordinary non-ASCII text, and dots that are not dot segments, pass
+  const ok: [string, string][] = [
+    ['/caf%C3%A9/%E6%97%A5%E6%9C%AC%E8%AA%9E', '/café/日本語'],
+    ['/%F0%9F%98%80/%F0%9F%91%8D%F0%9F%8F%BD', '/😀/👍🏽'],
+    ['/%D0%BF%D1%80%D0%B8%D0%B2%D0%B5%D1%82.txt', '/привет.txt'],
+    ['/%ED%95%9C%EA%B5%AD%EC%96%B4', '/한국어'],
+    ['/%EF%BD%81%EF%BD%84', '/ａｄ'], // full-width letters fold to letters, not to path syntax
+    ['/a/...b/.c./..d', '/a/...b/.c./..d'],
+    ['/a/b..', '/a/b..'],
+    ['/a/%20..', '/a/ ..'],
+    ['/a%C2%A0b', '/a\u00a0b'],
+  ];
+  for (const [t, p] of ok) check(t, { path: p });
+  for (const cp of [0xe9, 0x65e5, 0x1f600, 0xff41]) assert.equal(foldsToPathSyntax(cp), false);
+  for (const cp of [0xff0e, 0xff0f, 0xff3c, 0x2215, 0x3002, 0xfe68]) assert.equal(foldsToPathSyntax(cp), true);
+});
+
 test('fast path returns the very same string when nothing needs changing', () => {
   const t = '/api/v1/users/42';
   const r = normalizeRequestTarget(t);
@@ -158,7 +213,7 @@ function randomSegment(r: () => number): string {
     const n = 1 + Math.floor(r() * 8);
     for (let i = 0; i < n; i++) s += POOL[Math.floor(r() * POOL.length)]!;
     // Exclude what a normalized path can never contain.
-    if (s === '.' || s === '..' || s.startsWith('.;') || s.startsWith('..;')) continue;
+    if (/^\.[.\s]*$/.test(s.normalize('NFKC')) || s.startsWith('.;') || s.startsWith('..;')) continue;
     if (/%[0-9A-Fa-f]{2}/.test(s)) continue;
     return s;
   }

@@ -14,6 +14,11 @@
 //  - a dot segment carrying a ';' parameter ('..;x', '.;x') is rejected (Tomcat/Jetty strip
 //    parameters before resolving dots, so '/a/..;/admin' reaches '/admin' there); any other ';'
 //    (raw or %3B) is rejected too unless allowSemicolon ('/admin;x' is '/admin' to those servers)
+//  - a segment of only dots and spaces other than '.'/'..' ('...', '..%20', '.. .') is rejected:
+//    Windows (and software imitating it) strips trailing dots and spaces, so it is '..' there
+//  - a decoded segment with a character that folds into '.', '/' or '\' under NFKC or a Windows
+//    best-fit code page (U+FF0E, U+FF0F, U+2215, U+3002, ...) is rejected, see FOLDS_TO_PATH_SYNTAX;
+//    other non-ASCII text (é, 日本語, emoji) is fine
 // The query string is returned raw (without '?'); it is only checked for bytes that must never be
 // forwarded (controls, space, non-ASCII, '#').
 
@@ -66,6 +71,48 @@ const F_BACKSLASH = fail('backslash in path');
 const F_DOUBLE = fail('double percent-encoding in path');
 const F_UTF8 = fail('invalid UTF-8 in path');
 const F_DOT_PARAM = fail('path parameter on dot segment');
+const F_DOT_LIKE = fail('dot segment with trailing dots or spaces');
+const F_LOOKALIKE = fail('character that folds into path syntax (., /, \\) in path');
+
+// FOLDS_TO_PATH_SYNTAX: code points >= 0x80 that some layer behind the gateway may turn into '.', '/'
+// or '\\': a backend (or its framework, file system, or a WAF) that applies Unicode compatibility
+// normalization (NFKC/NFKD) sees '\uFF0E\uFF0E' as '..'; Windows "best-fit" conversion to an ANSI code
+// page maps '\u2215' to '/' and, in cp932/cp949, '\u00A5'/'\u20A9' to 0x5C ('\\'). The gateway routed on
+// the unfolded text, so either would be a traversal or ACL bypass. The NFKC part is computed from the
+// running engine's Unicode tables (all of them, ~0.1 s once per process); the best-fit part, which
+// no standard API exposes, is listed by hand.
+const BEST_FIT: readonly number[] = [
+  0x00a5, // YEN SIGN -> 0x5C in cp932 (Shift-JIS), where 0x5C is the path separator
+  0x20a9, // WON SIGN -> 0x5C in cp949
+  0x2044, // FRACTION SLASH -> '/'
+  0x2215, // DIVISION SLASH -> '/'
+  0x2216, // SET MINUS -> '\\'
+  0x29f5, // REVERSE SOLIDUS OPERATOR -> '\\'
+  0x29f8, // BIG SOLIDUS -> '/'
+  0x29f9, // BIG REVERSE SOLIDUS -> '\\'
+  0x2571, // BOX DRAWINGS LIGHT DIAGONAL UPPER RIGHT TO LOWER LEFT -> '/' (OEM code pages)
+  0x2572, // BOX DRAWINGS LIGHT DIAGONAL UPPER LEFT TO LOWER RIGHT -> '\\'
+  0x3002, // IDEOGRAPHIC FULL STOP -> '.' (also a label separator in IDNA)
+  0xff61, // HALFWIDTH IDEOGRAPHIC FULL STOP -> '.' (NFKC only takes it to U+3002)
+  0x2024, 0x2025, 0xfe52, 0xff0e, 0xff0f, 0xff3c, 0xfe68, // also caught by NFKC; listed for the record
+];
+const FOLDS_TO_PATH_SYNTAX: ReadonlySet<number> = (() => {
+  const set = new Set<number>(BEST_FIT);
+  for (let c = 0x80; c <= 0x10ffff; c++) {
+    if (c === 0xd800) { c = 0xdfff; continue; }
+    const f = String.fromCodePoint(c).normalize('NFKC');
+    if (f.includes('.') || f.includes('/') || f.includes('\\')) set.add(c);
+  }
+  return set;
+})();
+
+/** True if `cp` is a non-ASCII code point that NFKC or a Windows best-fit mapping turns into '.', '/' or '\\'. */
+export function foldsToPathSyntax(cp: number): boolean {
+  return FOLDS_TO_PATH_SYNTAX.has(cp);
+}
+
+// '...', '. ', '..  ', '.. .': only dots and whitespace, starting with a dot, and not exactly '.'/'..'.
+const DOT_LIKE = /^\.[.\s]+$/;
 
 const ABSOLUTE_FORM = /^https?:\/\//i;
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -143,11 +190,11 @@ export function normalizeRequestTarget(target: string, opts?: NormalizeOptions):
   return r;
 }
 
+/** '.', '..' or any other all-dots segment ('...' is refused by the slow path). */
 function isDotSegment(s: string, from: number, to: number): boolean {
-  const n = to - from;
-  if (n === 1) return s.charCodeAt(from) === 46;
-  if (n === 2) return s.charCodeAt(from) === 46 && s.charCodeAt(from + 1) === 46;
-  return false;
+  if (to === from) return false;
+  for (let k = from; k < to; k++) if (s.charCodeAt(k) !== 46) return false;
+  return true;
 }
 
 function slowPath(target: string, start: number, opts: NormalizeOptions | undefined): NormalizeResult {
@@ -211,8 +258,8 @@ function slowPath(target: string, start: number, opts: NormalizeOptions | undefi
     decoded = latin1(buf, n);
   }
 
-  const path = resolveDots(decoded);
-  if (path === null) return F_DOT_PARAM;
+  const path = resolveDots(decoded, nonAscii);
+  if (typeof path !== 'string') return path;
   if (end === len) return { ok: true, path, query: '' };
   const bad = checkQuery(target, end + 1);
   if (bad !== null) return bad;
@@ -228,16 +275,42 @@ function latin1(buf: Uint8Array, n: number): string {
   return s;
 }
 
-/** RFC 3986 5.2.4 on a decoded path starting with '/'; also merges empty segments. null = reject. */
-function resolveDots(decoded: string): string | null {
+/** True if the segment (with some char >= 0x80) has a character that folds into '.', '/' or '\\'. */
+function hasLookalike(s: string): boolean {
+  for (let k = 0; k < s.length; k++) {
+    const c = s.charCodeAt(k);
+    if (c < 0x80) continue;
+    const cp = s.codePointAt(k)!;
+    if (FOLDS_TO_PATH_SYNTAX.has(cp)) return true;
+    if (cp > 0xffff) k++;
+  }
+  return false;
+}
+
+function isNonAscii(s: string): boolean {
+  for (let k = 0; k < s.length; k++) if (s.charCodeAt(k) >= 0x80) return true;
+  return false;
+}
+
+/** RFC 3986 5.2.4 on a decoded path starting with '/'; also merges empty segments. */
+function resolveDots(decoded: string, nonAscii: boolean): string | NormalizeResult {
   const parts = decoded.split('/');
   const out: string[] = [];
   for (let k = 1; k < parts.length; k++) {
     const s = parts[k]!;
     if (s === '' || s === '.') continue;
     if (s === '..') { out.pop(); continue; }
-    // '.;x' / '..;x': servlet containers drop ';params' and then resolve the dot segment.
-    if (s.charCodeAt(0) === 46 && (s.charCodeAt(1) === 59 || (s.charCodeAt(1) === 46 && s.charCodeAt(2) === 59))) return null;
+    if (s.charCodeAt(0) === 46) {
+      // '.;x' / '..;x': servlet containers drop ';params' and then resolve the dot segment.
+      if (s.charCodeAt(1) === 59 || (s.charCodeAt(1) === 46 && s.charCodeAt(2) === 59)) return F_DOT_PARAM;
+      if (DOT_LIKE.test(s)) return F_DOT_LIKE;
+    }
+    // Only segments with non-ASCII text pay for the look-alike check (and the NFKC of the
+    // whitespace test: '..' + U+3000 IDEOGRAPHIC SPACE is '.. ' once folded).
+    if (nonAscii && isNonAscii(s)) {
+      if (hasLookalike(s)) return F_LOOKALIKE;
+      if (DOT_LIKE.test(s.normalize('NFKC'))) return F_DOT_LIKE;
+    }
     out.push(s);
   }
   const last = parts[parts.length - 1];

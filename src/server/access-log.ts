@@ -1,7 +1,7 @@
 // Access log stage: one JSON line per exchange via pino, written when the response is over.
 // Secrets never reach the log: we log a fixed set of fields, never whole header maps, and the few
 // headers/query parameters an operator asks for pass through redaction compiled at load time.
-import { ALWAYS_SECRET_HEADERS, DEFAULT_SECRET_QUERY, type CredentialNames } from '../config/credentials.js';
+import { ALWAYS_SECRET_HEADERS, DEFAULT_SECRET_QUERY, headerNameLooksSecret, type CredentialNames } from '../config/credentials.js';
 
 export { DEFAULT_SECRET_QUERY } from '../config/credentials.js';
 import { pino } from 'pino';
@@ -51,7 +51,10 @@ export function compile(cfg: AccessLogConfig | undefined, credentials: Credentia
   });
   const secretHeaders = new Set([...ALWAYS_SECRET_HEADERS, ...credentials.headers, ...(cfg?.redactHeaders ?? [])].map((h) => h.toLowerCase()));
   const secretQuery = new Set([...DEFAULT_SECRET_QUERY, ...credentials.query, ...(cfg?.redactQuery ?? [])].map((q) => q.toLowerCase()));
+  // Decided once per configuration: a header is logged as [REDACTED] when it is a known credential
+  // header, listed in redactHeaders, or its name says it carries a secret (*token*, *session*, *auth*, ...).
   const include = (cfg?.includeHeaders ?? []).map((h) => h.toLowerCase());
+  const includeSecret = include.map((h) => secretHeaders.has(h) || headerNameLooksSecret(h));
   const redactQuery = compileQueryRedactor(secretQuery);
 
   let buf = '';
@@ -86,10 +89,11 @@ export function compile(cfg: AccessLogConfig | undefined, credentials: Credentia
       if (res && !res.writableFinished) line += ',"aborted":true';
       if (include.length > 0) {
         let h = '';
-        for (const name of include) {
+        for (let i = 0; i < include.length; i++) {
+          const name = include[i]!;
           const v = req.headers[name];
           if (v === undefined) continue;
-          const value = secretHeaders.has(name) ? REDACTED : Array.isArray(v) ? v.join(', ') : v;
+          const value = includeSecret[i] === true ? REDACTED : Array.isArray(v) ? v.join(', ') : v;
           h += `${h === '' ? '' : ','}${str(name)}:${str(value)}`;
         }
         line += `,"headers":{${h}}`;

@@ -13,6 +13,7 @@ import { Http2ServerRequest } from 'node:http2';
 import { RequestContext } from '../pipeline/context.js';
 import type { Rejection, StageOutcome } from '../pipeline/types.js';
 import { canonicalIp } from '../net/cidr.js';
+import { emitOverloadRefusal, emitProtocolRefusal, isProtocolRefusalReason } from '../observability/security-events.js';
 import { kCondemned, type CondemnableSocket } from './problem.js';
 import { sendDirect, sendProblem, unreadBody, ANSWERED } from './respond.js';
 import { PRE_ROUTING_PHASES, RequestHead } from './phases.js';
@@ -86,8 +87,12 @@ function begin(rt: GatewayRuntime, ctx: RequestContext): boolean {
   for (let i = 0; i < phases.length; i++) {
     const r = phases[i]!.run(rt, ctx, head, lr);
     if (r === undefined) continue;
+    if (r === ANSWERED) return false;
+    // Every refusal is a security event (the log line is rate-limited; the metric counts each one).
+    if (r.code === 'overloaded') emitOverloadRefusal(rt.events, ctx);
+    else if (isProtocolRefusalReason(r.code)) emitProtocolRefusal(rt.events, r.code, ctx);
     // A refusal before the stages: a body we will not read closes the connection.
-    if (r !== ANSWERED) sendProblem(ctx, r, r.close === true || unreadBody(ctx));
+    sendProblem(ctx, r, r.close === true || unreadBody(ctx));
     return false;
   }
   return true;

@@ -1,6 +1,7 @@
 // The status listener: liveness and readiness for orchestrators and load balancers. It binds to
 // 127.0.0.1 by default because it is an operator surface, not part of the public API.
 import http from 'node:http';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { register } from 'prom-client';
 import type { RuntimeHolder } from '../server/handler.js';
 import { purgeAll, cacheStoresOf, broadcastPurge, type PurgeSpec } from '../services/cache-purge.js';
@@ -10,7 +11,41 @@ export interface StatusServer {
   close(): Promise<void>;
 }
 
-export async function startStatusServer(holder: RuntimeHolder, address: string, port: number): Promise<StatusServer> {
+/** Env variable holding the admin token when server.status.adminToken is not set. */
+export const ADMIN_TOKEN_ENV = 'PORTCULLIS_ADMIN_TOKEN';
+export const MIN_ADMIN_TOKEN_LENGTH = 32;
+
+/**
+ * The admin token in force: server.status.adminToken, else $PORTCULLIS_ADMIN_TOKEN. undefined (admin
+ * endpoints disabled) when neither is set or the value is shorter than MIN_ADMIN_TOKEN_LENGTH.
+ */
+export function resolveAdminToken(configured: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const t = configured !== undefined && configured !== '' ? configured : env[ADMIN_TOKEN_ENV];
+  return t !== undefined && t.length >= MIN_ADMIN_TOKEN_LENGTH ? t : undefined;
+}
+
+const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
+
+/**
+ * Constant-time check of an `Authorization: Bearer <token>` value against the admin token: both sides are
+ * hashed to 32 bytes first, so neither the content nor the length of the expected token leaks through
+ * timing (timingSafeEqual needs equal lengths and would otherwise throw or short-circuit).
+ */
+export function adminTokenMatches(authorization: string | undefined, expected: string): boolean {
+  if (authorization === undefined) return false;
+  const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization);
+  const given = m !== null ? m[1]! : '';
+  // always hash and compare, also for a malformed header, so its shape does not change the timing much
+  return timingSafeEqual(digest(given), digest(expected)) && m !== null;
+}
+
+export interface StatusServerOptions {
+  /** the admin token currently configured (server.status.adminToken, read at each call so reloads apply) */
+  readonly adminToken?: () => string | undefined;
+}
+
+export async function startStatusServer(holder: RuntimeHolder, address: string, port: number, opts: StatusServerOptions = {}): Promise<StatusServer> {
+  const adminToken = (): string | undefined => resolveAdminToken(opts.adminToken?.());
   const server = http.createServer({ requestTimeout: 5000, headersTimeout: 5000 }, (req, res) => {
     const send = (status: number, body: unknown) => {
       const text = JSON.stringify(body);
@@ -18,7 +53,10 @@ export async function startStatusServer(holder: RuntimeHolder, address: string, 
       res.end(req.method === 'HEAD' ? undefined : text);
     };
     const path = (req.url ?? '/').split('?')[0];
-    if (path === '/admin/cache/purge') return adminCachePurge(holder, req, send);
+    if (path === '/admin/cache/purge') {
+      if (!adminAllowed(holder, adminToken(), req, res, send)) return;
+      return adminCachePurge(holder, req, send);
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, { status: 'method not allowed' });
     if (path === '/healthz') return send(200, { status: 'ok' });
     if (path === '/readyz') {
@@ -56,6 +94,31 @@ export async function startStatusServer(holder: RuntimeHolder, address: string, 
 }
 
 const MAX_ADMIN_BODY = 4096;
+
+/**
+ * Admin endpoints need `Authorization: Bearer <admin token>`. Without a configured token they are
+ * disabled: 403 (the body says how to enable them). Missing or wrong token: 401 and a security event
+ * { type: 'admin', reason: 'admin-token-missing' | 'admin-token-invalid' }.
+ */
+function adminAllowed(holder: RuntimeHolder, expected: string | undefined, req: http.IncomingMessage, res: http.ServerResponse, send: (status: number, body: unknown) => void): boolean {
+  if (expected === undefined) {
+    send(403, { status: `admin endpoints are disabled: set server.status.adminToken or ${ADMIN_TOKEN_ENV} (at least ${MIN_ADMIN_TOKEN_LENGTH} characters)` });
+    return false;
+  }
+  const authorization = req.headers.authorization;
+  if (adminTokenMatches(authorization, expected)) return true;
+  holder.current.events.emit({
+    type: 'admin',
+    reason: authorization === undefined ? 'admin-token-missing' : 'admin-token-invalid',
+    route: '',
+    clientIp: req.socket.remoteAddress ?? '',
+    requestId: '',
+    time: Date.now(),
+  });
+  res.setHeader('www-authenticate', 'Bearer realm="portcullis-admin"');
+  send(401, { status: 'unauthorized' });
+  return false;
+}
 
 /**
  * POST /admin/cache/purge with {"key": "..."} or {"prefix": "..."} (docs/caching.md). JSON only: the

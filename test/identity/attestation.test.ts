@@ -23,8 +23,8 @@ const ec = await generateKeyPair('ES256', { extractable: true });
 const ecJwk = { ...(await exportJWK(ec.publicKey)), kid: 'att-1', alg: 'ES256' };
 
 const now = () => Math.floor(Date.now() / 1000);
-async function token(claims: Record<string, unknown> = {}, o: { exp?: number | null; key?: Uint8Array | CryptoKey; alg?: string; kid?: string } = {}): Promise<string> {
-  const jwt = new SignJWT({ did: 'device-1', ...claims }).setProtectedHeader({ alg: o.alg ?? 'HS256', ...(o.kid ? { kid: o.kid } : {}) }).setIssuedAt();
+async function token(claims: Record<string, unknown> = {}, o: { exp?: number | null; iat?: number; key?: Uint8Array | CryptoKey; alg?: string; kid?: string } = {}): Promise<string> {
+  const jwt = new SignJWT({ did: 'device-1', ...claims }).setProtectedHeader({ alg: o.alg ?? 'HS256', ...(o.kid ? { kid: o.kid } : {}) }).setIssuedAt(o.iat);
   if (o.exp !== null) jwt.setExpirationTime(o.exp ?? now() + 60);
   return jwt.sign(o.key ?? secretBytes);
 }
@@ -170,6 +170,12 @@ test('e2e: missing token → 401 attestation-required, security event attestatio
 
 test('e2e: expired token → 401 attestation-invalid (attestation-expired)', async () => {
   assertRefused(await call('/api/x', { 'attestation-token': await token({}, { exp: now() - 30 }) }), 'attestation-invalid', 'attestation-expired');
+});
+
+test('e2e: token issued in the future (iat beyond leewaySec) → attestation-not-yet-valid; within the leeway it passes', async () => {
+  assertRefused(await call('/api/x', { 'attestation-token': await token({}, { iat: now() + 60, exp: now() + 120 }) }), 'attestation-invalid', 'attestation-not-yet-valid');
+  const { r } = await call('/api/x', { 'attestation-token': await token({}, { iat: now() + 3 }) });
+  assert.equal(r.status, 200);
 });
 
 test('e2e: long-lived token (exp beyond maxLifetimeSec) or none at all → refused', async () => {

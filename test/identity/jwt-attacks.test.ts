@@ -172,6 +172,26 @@ test('attack: token with nbf in the future is refused', async () => {
   await refused(await token({ nbf: now() + 120 }), 'jwt-not-yet-valid');
 });
 
+test('attack: token issued in the future (iat beyond the leeway) is refused, with or without maxAgeSec', async () => {
+  await refused(await token({ iat: now() + 120 }), 'jwt-not-yet-valid');
+  await refused(await token({ iat: now() + 86_400 * 365, exp: now() + 86_400 * 366 }), 'jwt-not-yet-valid');
+  await accepted(await token({ iat: now() - 60 }));
+  // unit level: leeway 30 s (the default); with and without maxAgeSec
+  for (const maxAgeSec of [undefined, 600]) {
+    const env = testCompileEnv({ identity: { issuers: { p: { issuer: PEM_ISS, keys: [{ pem }], algorithms: ['RS256'], audiences: [AUD], ...(maxAgeSec !== undefined ? { maxAgeSec } : {}) } } } });
+    const m = compileJwtMethod({ issuers: ['p'] }, env.identity);
+    await env.identity.services.ready();
+    const auth = async (iat: number) => {
+      const t = await signWith(pemKey, claims({ iss: PEM_ISS, iat }));
+      return await m.authenticate(fakeContext({ headers: { authorization: `Bearer ${t}` } })) as AuthOutcome;
+    };
+    const future = await auth(now() + 120);
+    assert.equal(!future.ok && future.reason, 'jwt-not-yet-valid', `maxAgeSec ${maxAgeSec}`);
+    assert.equal((await auth(now() + 10)).ok, true, `within the leeway, maxAgeSec ${maxAgeSec}`);
+    assert.equal((await auth(now())).ok, true);
+  }
+});
+
 test('attack: wrong iss is refused (unknown issuer), wrong aud is refused', async () => {
   await refused(await token({ iss: 'https://evil.example.test' }), 'jwt-unknown-issuer');
   await refused(await token({ aud: 'another-api' }), 'jwt-claim-invalid');

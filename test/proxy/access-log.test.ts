@@ -18,16 +18,21 @@ const { gw, base, port } = await startGateway(config({
     { id: 'api', match: { pathPrefix: '/api' }, upstream: 'up' },
     { id: 'deny', match: { path: '/admin' }, respond: { status: 403 } },
   ],
-  accessLog: { destination: file, includeHeaders: ['authorization', 'cookie', 'user-agent', 'x-api-key'], redactQuery: ['session'] },
+  accessLog: { destination: file, includeHeaders: ['authorization', 'cookie', 'user-agent', 'x-api-key', 'x-session-id', 'X-Auth-User', 'x-csrf-token', 'x-client-secret', 'x-db-password', 'x-passwd', 'x-my-apikey', 'x-my-api_key', 'x-credentials', 'cookie2', 'accept-language', 'x-tenant'], redactQuery: ['session'] },
 }), { accessLog: true });
 after(async () => { await gw.close(0); await up.close(); rmSync(dir, { recursive: true, force: true }); });
 
-const SECRETS = ['s3cr3t-bearer-token', 's3cr3t-cookie', 's3cr3t-query', 's3cr3t-apikey', 's3cr3t-session', 's3cr3t-upper'];
+const SECRETS = ['s3cr3t-bearer-token', 's3cr3t-cookie', 's3cr3t-query', 's3cr3t-apikey', 's3cr3t-session', 's3cr3t-upper', 's3cr3t-named'];
+/** custom headers whose names say they carry secrets (redacted although no config names them) */
+const NAMED_SECRETS = ['x-session-id', 'x-auth-user', 'x-csrf-token', 'x-client-secret', 'x-db-password', 'x-passwd', 'x-my-apikey', 'x-my-api_key', 'x-credentials', 'cookie2'];
 type Line = Record<string, unknown> & { headers?: Record<string, string> };
 
 test('access log: secrets redacted everywhere, fields present, blocked requests carry block_reason', async () => {
   const ok = await get(`${base}/api/items?token=s3cr3t-query&x=1&SESSION=s3cr3t-session&Token=s3cr3t-upper`, {
-    headers: { authorization: 'Bearer s3cr3t-bearer-token', cookie: 's=s3cr3t-cookie', 'user-agent': 'test-agent/1.0', 'x-api-key': 's3cr3t-apikey' },
+    headers: {
+      authorization: 'Bearer s3cr3t-bearer-token', cookie: 's=s3cr3t-cookie', 'user-agent': 'test-agent/1.0', 'x-api-key': 's3cr3t-apikey',
+      ...Object.fromEntries(NAMED_SECRETS.map((h) => [h, 's3cr3t-named'])), 'accept-language': 'fr-CH', 'x-tenant': 'acme',
+    },
   });
   assert.equal(ok.status, 200);
   const okId = ok.headers['x-request-id'];
@@ -63,7 +68,11 @@ test('access log: secrets redacted everywhere, fields present, blocked requests 
   assert.ok(typeof l.duration_ms === 'number' && l.duration_ms >= 0);
   assert.equal(l.upstream, up.url);
   assert.equal(l.block_reason, undefined);
-  assert.deepEqual(l.headers, { authorization: '[REDACTED]', cookie: '[REDACTED]', 'user-agent': 'test-agent/1.0', 'x-api-key': '[REDACTED]' });
+  assert.deepEqual(l.headers, {
+    authorization: '[REDACTED]', cookie: '[REDACTED]', 'user-agent': 'test-agent/1.0', 'x-api-key': '[REDACTED]',
+    ...Object.fromEntries(NAMED_SECRETS.map((h) => [h, '[REDACTED]'])),
+    'accept-language': 'fr-CH', 'x-tenant': 'acme', // ordinary headers are logged as sent
+  });
 
   const d = lines.find((x) => x.request_id === denied.headers['x-request-id'])!;
   assert.equal(d.status, 403);

@@ -44,6 +44,27 @@ const cases: [target: string, where: Where][] = [
   ['/public/..%5cadmin', 'bad-request'],
   ['/public\\..\\admin', 'bad-request'],
   ['/public/%00/x', 'bad-request'],
+  // look-alikes that a backend applying NFKC or Windows best-fit would read as '.', '/' or '\'
+  ['/public/%EF%BC%8E%EF%BC%8E/admin', 'bad-request'], // U+FF0E FULLWIDTH FULL STOP
+  ['/public/..%EF%BC%8Fadmin', 'bad-request'], // U+FF0F FULLWIDTH SOLIDUS
+  ['/public/..%EF%BC%BCadmin', 'bad-request'], // U+FF3C FULLWIDTH REVERSE SOLIDUS
+  ['/public/..%E2%88%95admin', 'bad-request'], // U+2215 DIVISION SLASH (best-fit)
+  ['/public/..%E2%81%84admin', 'bad-request'], // U+2044 FRACTION SLASH (best-fit)
+  ['/public/..%E2%88%96admin', 'bad-request'], // U+2216 SET MINUS (best-fit)
+  ['/public/%E2%80%A4%E2%80%A4/admin', 'bad-request'], // U+2024 ONE DOT LEADER
+  ['/public/%E2%80%A5/admin', 'bad-request'], // U+2025 TWO DOT LEADER
+  ['/public/%E3%80%82%E3%80%82/admin', 'bad-request'], // U+3002 IDEOGRAPHIC FULL STOP
+  ['/public/%EF%BD%A1%EF%BD%A1/admin', 'bad-request'], // U+FF61 HALFWIDTH IDEOGRAPHIC FULL STOP
+  ['/public/%EF%B9%92%EF%B9%92/admin', 'bad-request'], // U+FE52 SMALL FULL STOP
+  ['/public/..%EF%B9%A8admin', 'bad-request'], // U+FE68 SMALL REVERSE SOLIDUS
+  ['/public/..%E2%A7%B8admin', 'bad-request'], // U+29F8 BIG SOLIDUS
+  ['/public/..%C2%A5admin', 'bad-request'], // U+00A5 YEN SIGN (0x5C in cp932)
+  // dot segments with trailing spaces or dots ('..' to Windows)
+  ['/public/..%20/admin', 'bad-request'],
+  ['/public/.%20/admin', 'bad-request'],
+  ['/public/.../admin', 'bad-request'],
+  ['/public/..%20./admin', 'bad-request'],
+  ['/public/..%E3%80%80/admin', 'bad-request'], // U+3000 IDEOGRAPHIC SPACE
   ['/ADMIN', 'no-route'],
   ['/Admin', 'no-route'],
   ['/admin/', 'no-route'],
@@ -58,6 +79,10 @@ const cases: [target: string, where: Where][] = [
   ['/public/%61bc', { upstream: '/public/abc' }],
   ['/public/a%20b', { upstream: '/public/a%20b' }],
   ['/public/%c3%a9t%C3%A9', { upstream: '/public/%C3%A9t%C3%A9' }],
+  ['/public/%E6%97%A5%E6%9C%AC%E8%AA%9E', { upstream: '/public/%E6%97%A5%E6%9C%AC%E8%AA%9E' }], // 日本語
+  ['/public/%F0%9F%98%80', { upstream: '/public/%F0%9F%98%80' }], // emoji
+  ['/public/...x/.y./b..', { upstream: '/public/...x/.y./b..' }],
+  ['/public/x?q=%EF%BC%8E%EF%BC%8E', { upstream: '/public/x?q=%EF%BC%8E%EF%BC%8E' }], // the query is forwarded raw
   ['/admin/../public/x', { upstream: '/public/x' }],
   ['/public//..//public/y', { upstream: '/public/y' }],
   ['http://gw.test/public/abs', { upstream: '/public/abs' }],

@@ -8,6 +8,7 @@ import { Gateway } from '../../src/gateway/gateway.js';
 import { makePki, fingerprint256 } from '../helpers/certs.js';
 import { captureLogger, startScripted, type Recorded } from '../helpers/servers.js';
 import { get } from '../helpers/gateway.js';
+import type { SecurityEvent } from '../../src/observability/security-events.js';
 import { h2Request, h2Session, httpsRequest, type TlsRequest } from './tls-client.js';
 
 const pki = makePki();
@@ -35,6 +36,8 @@ const gw = await Gateway.start({
   ],
 }, { logger: log.logger, accessLog: false, status: false });
 after(async () => { await gw.close(0); await up.close(); });
+const events: SecurityEvent[] = [];
+gw.events.subscribe((e) => events.push(e));
 
 const port = (name: string): number => gw.address(name).port;
 const call = (path: string, o: Partial<TlsRequest> = {}, listener = 'mtls') => httpsRequest(port(listener), path, { ca, ...o });
@@ -96,6 +99,26 @@ test('allowlists: subject mismatch → 403 client-certificate-not-allowed; finge
   assert.equal(san.status, 200, san.error ?? san.body);
   assert.equal(lastSeen().headers['x-client-cert'], `subject=san-client;san=DNS:svc.portcullis.test;fingerprint=${fingerprint256(clientSan.certPem)}`);
   assert.equal((await call('/san', { cert: pki.client })).status, 403);
+});
+
+test('every refusal is a security event: missing, unverified (other CA, expired), not allowed; passes are not', async () => {
+  const from = events.length;
+  assert.equal((await call('/secure/x')).status, 403);
+  assert.equal((await call('/secure/x', { cert: pki.clientOtherCa })).status, 403);
+  assert.equal((await call('/secure/x', { cert: pki.clientExpired })).status, 403);
+  assert.equal((await call('/subject', { cert: pki.client })).status, 403);
+  assert.equal((await call('/secure/x', { cert: pki.client })).status, 200);
+  assert.equal((await call('/optional/x')).status, 200);
+  const got = events.slice(from);
+  assert.deepEqual(got.map((e) => [e.type, e.reason, e.route]), [
+    ['client-certificate', 'client-certificate-missing', 'secure'],
+    ['client-certificate', 'client-certificate-unverified', 'secure'],
+    ['client-certificate', 'client-certificate-unverified', 'secure'],
+    ['client-certificate', 'client-certificate-not-allowed', 'subject'],
+  ]);
+  assert.equal(got[0]!.credentialId, undefined);
+  assert.equal(got[3]!.credentialId, clientFp, 'the fingerprint identifies the refused client');
+  for (const e of got) { assert.equal(e.clientIp, '127.0.0.1'); assert.ok(e.requestId !== ''); }
 });
 
 test('routes without a requirement on the same listener work without a certificate; client copies are stripped', async () => {

@@ -7,6 +7,7 @@ import { after } from 'node:test';
 import type { GatewayConfig, UpstreamConfig } from '../../src/config/schema.js';
 import { startGateway } from '../helpers/gateway.js';
 import { captureLogger } from '../helpers/servers.js';
+import type { SecurityEvent } from '../../src/observability/security-events.js';
 import type { CertFiles } from '../helpers/certs.js';
 
 export interface TlsRequest { url: string; servername: string | false | null | undefined; clientCn: string | undefined; protocol: string | null }
@@ -81,7 +82,9 @@ export function tlsHarness() {
       const log = captureLogger();
       const { gw, base } = await startGateway(tlsConfig(u), { logger: log.logger });
       closers.push(() => gw.close(200));
-      return { base, log };
+      const events: SecurityEvent[] = [];
+      gw.events.subscribe((e) => events.push(e));
+      return { base, log, events };
     },
   };
 }

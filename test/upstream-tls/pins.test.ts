@@ -22,7 +22,7 @@ test('a matching pin (among several) connects', async () => {
 
 test('a valid certificate whose key is not pinned is refused: 502, security event, nothing reaches the upstream', async () => {
   const up = await upstream(pki.serverRsa); // verifies against the CA, but another key
-  const { base, log } = await gateway({ targets: [{ url: up.url }], tls: { ca: pki.ca.cert, pins: [serverPin] } });
+  const { base, log, events } = await gateway({ targets: [{ url: up.url }], tls: { ca: pki.ca.cert, pins: [serverPin] } });
   const r = await get(`${base}/x`);
   assert.equal(r.status, 502);
   const p = r.json<{ type: string; detail: string }>();
@@ -36,6 +36,8 @@ test('a valid certificate whose key is not pinned is refused: 502, security even
   assert.equal(ev[0]!.upstream, 'api');
   assert.equal(ev[0]!.target, up.url);
   assert.equal((ev[0]!.event as { observed: string }).observed, otherPin);
+  // and on the security event bus (metric portcullis_security_events_total{type="upstream-tls"})
+  assert.deepEqual(events.map((e) => ({ type: e.type, reason: e.reason, upstream: e.upstream, route: e.route })), [{ type: 'upstream-tls', reason: 'tls-pin-mismatch', upstream: 'api', route: '' }]);
 });
 
 test('pins are enforced when chain verification is off (insecureSkipVerify)', async () => {

@@ -34,6 +34,15 @@ const DEFAULT_CACHE_ENTRIES = 10_000;
 const DEFAULT_MAX_TOKEN_BYTES = 8192;
 const JWS_COMPACT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
+/**
+ * True if the token says it was issued later than now + leeway. jose only compares `iat` with the clock
+ * when maxTokenAge is set; a token "from the future" is a forged or mis-minted one (or a clock far off)
+ * and is refused whatever maxAgeSec says (RFC 8725 spirit). Shared with the attestation verifier.
+ */
+export function issuedInFuture(payload: JWTPayload, nowMs: number, leewaySec: number): boolean {
+  return typeof payload.iat === 'number' && payload.iat > nowMs / 1000 + leewaySec;
+}
+
 export function jwtFailure(reason: string, description: string, credentialId?: string, status: 401 | 503 = 401, error: AuthFailureError = 'invalid_token'): AuthFailure {
   return Object.freeze({ ok: false, status, reason, error, description, ...(credentialId !== undefined ? { credentialId } : {}) });
 }
@@ -80,6 +89,7 @@ export class IssuerVerifier {
   private readonly algorithms: ReadonlySet<string>;
   private readonly joseOptions: JWTVerifyOptions;
   private readonly maxAgeMs: number | undefined;
+  private readonly leewaySec: number;
   private readonly failures: IssuerFailures;
   private seenRotations: number;
 
@@ -99,11 +109,12 @@ export class IssuerVerifier {
     this.algorithms = new Set(cfg.algorithms);
     this.maxAgeMs = cfg.maxAgeSec !== undefined ? cfg.maxAgeSec * 1000 : undefined;
     this.seenRotations = keys.rotations;
+    this.leewaySec = cfg.leewaySec ?? 30;
     this.joseOptions = Object.freeze({
       algorithms: [...cfg.algorithms],
       issuer: cfg.issuer,
       audience: [...cfg.audiences],
-      clockTolerance: cfg.leewaySec ?? 30,
+      clockTolerance: this.leewaySec,
       requiredClaims: ['exp', ...(cfg.requiredClaims ?? [])],
       ...(cfg.maxAgeSec !== undefined ? { maxTokenAge: cfg.maxAgeSec } : {}),
       // no extension is understood: a token marking any header parameter critical is refused (RFC 7515 4.1.11)
@@ -145,6 +156,7 @@ export class IssuerVerifier {
     const { payload, error, attempts } = await verifyWithCandidates(token, found.keys, options);
     this.verifications += attempts;
     if (payload === undefined) return this.mapError(error);
+    if (issuedInFuture(payload, nowMs, this.leewaySec)) return this.failures.notYetValid;
     return this.accept(payload, hash, nowMs);
   }
 
@@ -187,7 +199,10 @@ export class IssuerVerifier {
   private mapError(err: unknown): AuthFailure {
     const fl = this.failures;
     if (err instanceof joseErrors.JWTExpired) return fl.expired;
-    if (err instanceof joseErrors.JWTClaimValidationFailed) return err.claim === 'nbf' ? fl.notYetValid : fl.claimInvalid;
+    if (err instanceof joseErrors.JWTClaimValidationFailed) {
+      // 'iat' + check_failed: jose's own "should be in the past" check (when maxAgeSec is set)
+      return err.claim === 'nbf' || (err.claim === 'iat' && err.reason === 'check_failed') ? fl.notYetValid : fl.claimInvalid;
+    }
     if (err instanceof joseErrors.JWSSignatureVerificationFailed) return fl.badSignature;
     if (err instanceof joseErrors.JOSEAlgNotAllowed) return fl.algNotAllowed;
     if (err instanceof joseErrors.JOSENotSupported) return fl.crit;

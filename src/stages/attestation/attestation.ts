@@ -15,13 +15,20 @@
 // user's session is useless with another Authorization value. No Authorization, several, or a
 // mismatch → refused.
 // The attestation header never reaches the upstream.
+//
+// One-time use (`oneTimeUse: true`): a token that passed every check is recorded in the shared state
+// store (state.claimOnce, like DPoP's jti replay cache) until its exp + leeway; the same token again is
+// refused (attestation-replay), on any worker or node sharing the store. The store not answering fails
+// closed (503, attestation-replay-check-unavailable). This costs one state-store round trip on every
+// request (no synchronous cache-hit path); with the memory store the record is per gateway node only.
 import { createHash } from 'node:crypto';
 import type { Rejection, StageModule, StageOutcome } from '../../pipeline/types.js';
 import type { RequestContext } from '../../pipeline/context.js';
 import { singleHeaderValue } from '../../pipeline/header-list.js';
 import { serviceKey } from '../../services/services.js';
 import { AttestationSchema, DEFAULT_ATTESTATION_HEADER, type AttestationConfig } from './schema.js';
-import { AttestationVerifier, MALFORMED, type AttestationVerdict } from './verifier.js';
+import { AttestationVerifier, DEFAULT_LEEWAY_SEC, MALFORMED, type AttestationVerdict } from './verifier.js';
+import { VerificationCache } from '../../identity/verification-cache.js';
 import { attestationIssues } from './semantic.js';
 
 
@@ -78,17 +85,35 @@ export const attestationStage: StageModule<'attestation', typeof AttestationSche
     const bindingClaim = cfg.bindingClaim;
     const { routeId } = env;
     const events = identity.events;
+    const oneTimeUse = cfg.oneTimeUse === true;
+    const leewayMs = (vcfg.leewaySec ?? DEFAULT_LEEWAY_SEC) * 1000;
+    const state = identity.state;
 
     const refuse = (ctx: RequestContext, reason: string, rejection: Rejection): Rejection => {
       events.emit({ type: 'attestation', reason, route: routeId, clientIp: ctx.clientIp, requestId: ctx.id, credentialId: cfg.verifier, time: Date.now() });
       return rejection;
     };
 
-    const decide = (ctx: RequestContext, v: AttestationVerdict): StageOutcome => {
+    /** Records the token as used; refuses it when it was used before (on any node sharing the store). */
+    const claim = async (ctx: RequestContext, token: string, exp: number): Promise<StageOutcome> => {
+      // kept as long as the verifier would accept the token (exp + leeway), and at least a second
+      const ttlMs = Math.max(1000, exp * 1000 + leewayMs - Date.now());
+      let first: boolean;
+      try {
+        first = await state.claimOnce(`attestation:${cfg.verifier}:${VerificationCache.keyOf(token)}`, ttlMs);
+      } catch {
+        return refuse(ctx, 'attestation-replay-check-unavailable', UNAVAILABLE); // fail closed
+      }
+      return first ? undefined : refuse(ctx, 'attestation-replay', INVALID);
+    };
+
+    const decide = (ctx: RequestContext, token: string, v: AttestationVerdict): StageOutcome | Promise<StageOutcome> => {
       if (!v.ok) return refuse(ctx, v.reason, v.unavailable ? UNAVAILABLE : INVALID);
       if (bindingClaim !== undefined && !bindingMatches(v.claims[bindingClaim], authorizationValue(ctx))) {
         return refuse(ctx, 'attestation-binding-mismatch', INVALID);
       }
+      // last, so only otherwise valid tokens take a slot in the store
+      if (oneTimeUse) return claim(ctx, token, v.claims.exp!);
       return undefined;
     };
 
@@ -96,10 +121,10 @@ export const attestationStage: StageModule<'attestation', typeof AttestationSche
       onRequest(ctx) {
         const token = takeHeader(ctx.plan!.fwd, header);
         if (token === undefined) return required ? refuse(ctx, 'attestation-missing', REQUIRED) : undefined;
-        if (token === SEVERAL) return decide(ctx, MALFORMED);
+        if (token === SEVERAL) return decide(ctx, '', MALFORMED);
         const v = verifier.check(token, Date.now());
-        if (v instanceof Promise) return v.then((r) => decide(ctx, r));
-        return decide(ctx, v);
+        if (v instanceof Promise) return v.then((r) => decide(ctx, token, r));
+        return decide(ctx, token, v);
       },
     };
   },

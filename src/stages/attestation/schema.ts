@@ -11,5 +11,6 @@ export const AttestationSchema = Obj({
   header: Type.Optional(HeaderName),
   required: Type.Optional(Type.Boolean({ default: true, description: 'false: a missing token is let through (monitor mode); an invalid one is still refused' })),
   bindingClaim: Type.Optional(Type.String({ minLength: 1, description: 'Claim holding base64url(SHA-256(Authorization header value)); must match the request' })),
+  oneTimeUse: Type.Optional(Type.Boolean({ default: false, description: 'true: each token is accepted once (recorded in the shared state store until it expires); a replay is refused. Costs one state-store round trip per request' })),
 });
 export type AttestationConfig = Static<typeof AttestationSchema>;

@@ -4,7 +4,8 @@
 // Key sources (exactly one): `secret` (base64, Approov style, HS*), `keys` or `jwksUri` — all handled by
 // the JWT issuers' key set (src/identity/jwt/key-set.ts: kid/alg → key table, JWKS cache with refresh
 // and unknown-kid cooldown, no key ever taken from the token).
-// Checks: alg in `algorithms`; signature; `exp` present and not past (leewaySec); `nbf`; `iss`/`aud` when
+// Checks: alg in `algorithms`; signature; `exp` present and not past (leewaySec); `nbf` and `iat` not
+// ahead (leewaySec); `iss`/`aud` when
 // configured; and exp at most maxLifetimeSec (+ leeway) ahead — a long-lived "attestation" is refused,
 // since the point of attestation is that a token proves a fresh check of the app.
 // Verified tokens are remembered in a VerificationCache (SHA-256 of the token → verdict, never past exp):
@@ -15,7 +16,7 @@ import type { Service } from '../../services/services.js';
 import type { Logger } from '../../observability/logger.js';
 import { VerificationCache } from '../../identity/verification-cache.js';
 import { IssuerKeys, type KeyLookup } from '../../identity/jwt/key-set.js';
-import { verifyWithCandidates } from '../../identity/jwt/verify.js';
+import { issuedInFuture, verifyWithCandidates } from '../../identity/jwt/verify.js';
 
 export const DEFAULT_MAX_LIFETIME_SEC = 300;
 export const DEFAULT_LEEWAY_SEC = 5;
@@ -82,6 +83,7 @@ export class AttestationVerifier implements Service {
   private readonly algorithms: ReadonlySet<string>;
   private readonly joseOptions: JWTVerifyOptions;
   private readonly maxAheadSec: number;
+  private readonly leewaySec: number;
   private seenRotations: number;
   /** full (non-cached) verifications done (tests) */
   verifications = 0;
@@ -97,6 +99,7 @@ export class AttestationVerifier implements Service {
     this.cache = new VerificationCache(opts.cacheEntries ?? DEFAULT_CACHE_ENTRIES);
     this.algorithms = new Set(cfg.algorithms);
     const leeway = cfg.leewaySec ?? DEFAULT_LEEWAY_SEC;
+    this.leewaySec = leeway;
     this.maxAheadSec = (cfg.maxLifetimeSec ?? DEFAULT_MAX_LIFETIME_SEC) + leeway;
     this.joseOptions = Object.freeze({
       algorithms: [...cfg.algorithms],
@@ -144,6 +147,7 @@ export class AttestationVerifier implements Service {
     const { payload, error, attempts } = await verifyWithCandidates(token, found.keys, options);
     this.verifications += attempts;
     if (payload === undefined) return mapError(error);
+    if (issuedInFuture(payload, nowMs, this.leewaySec)) return NOT_YET;
     const exp = payload.exp!; // requiredClaims: jose refused a token without a numeric exp
     if (exp - nowMs / 1000 > this.maxAheadSec) return LIFETIME;
     const verdict: AttestationVerdict = Object.freeze({ ok: true, claims: Object.freeze(payload) });

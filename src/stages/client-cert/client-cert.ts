@@ -3,9 +3,10 @@
 // The listener asks for a certificate during the handshake (`tls.clientCertificate.mode: request`) and
 // records whether it verified; this stage decides per route:
 //   required       no certificate, or one the handshake could not verify (other CA, expired, ...) → 403
-//                  `client-certificate-required`, and a security log line
+//                  `client-certificate-required`, a security event { type: 'client-certificate', reason:
+//                  'client-certificate-missing' | 'client-certificate-unverified' } and a log line with the detail
 //   subjects/sans/fingerprints   allowlists; each configured list must match (AND) → else 403
-//                  `client-certificate-not-allowed`. On a route that does not require a certificate, a
+//                  `client-certificate-not-allowed` (event reason 'client-certificate-not-allowed'). On a route that does not require a certificate, a
 //                  certificate that fails them simply establishes no identity.
 //   identity       ctx.identity = { kind: 'mtls', id: CN or fingerprint } when no earlier stage set one
 //   forwardHeader  the verified identity goes upstream in this header. Client-sent copies of every
@@ -16,6 +17,7 @@ import { ClientCertSchema, type ClientCertConfig } from './schema.js';
 import { clientCertIssues } from './semantic.js';
 import type { Rejection, StageModule } from '../../pipeline/types.js';
 import type { RequestContext } from '../../pipeline/context.js';
+import type { SecurityEventBus } from '../../observability/security-events.js';
 import { normalizeFingerprint, peerCertificate, sanAllowKeys, type PeerCertificate } from './identity.js';
 
 export type { ClientCertConfig } from './schema.js';
@@ -60,7 +62,23 @@ export function allowedBy(p: ClientCertPolicy, pc: PeerCertificate): boolean {
   return true;
 }
 
-function refuse(ctx: RequestContext, pc: PeerCertificate, rejection: Rejection, reason: string): Rejection {
+/** The security event reason for a refused certificate (a bounded set: it is a metric label). */
+function eventReason(pc: PeerCertificate, rejection: Rejection): string {
+  if (rejection === NOT_ALLOWED) return 'client-certificate-not-allowed';
+  return pc.fingerprint === '' ? 'client-certificate-missing' : 'client-certificate-unverified';
+}
+
+function refuse(ctx: RequestContext, pc: PeerCertificate, rejection: Rejection, reason: string, events: SecurityEventBus): Rejection {
+  events.emit({
+    type: 'client-certificate',
+    reason: eventReason(pc, rejection),
+    route: ctx.routeId,
+    clientIp: ctx.clientIp,
+    requestId: ctx.id,
+    // the certificate's SHA-256 fingerprint: public, and what an operator needs to find the client
+    ...(pc.fingerprint !== '' ? { credentialId: pc.fingerprint } : {}),
+    time: Date.now(),
+  });
   ctx.runtime?.logger.warn({
     event: 'client-certificate-refused',
     request_id: ctx.id,
@@ -83,14 +101,15 @@ export const clientCertStage: StageModule<'clientCert', typeof ClientCertSchema>
   docs: 'docs/transport-security.md',
   check: clientCertIssues,
   ownedRequestHeaders: (routes) => forwardHeaderNames(routes) ?? [],
-  compile(cfg) {
+  compile(cfg, env) {
     const p = compileClientCertPolicy(cfg);
+    const events = env.identity.events;
     const { required, forwardHeader } = p;
     return {
       onRequest(ctx) {
         const pc = peerCertificate(ctx.req);
-        if (!pc.verified) return required ? refuse(ctx, pc, REQUIRED, pc.reason) : undefined;
-        if (!allowedBy(p, pc)) return required ? refuse(ctx, pc, NOT_ALLOWED, 'not in the route allowlist') : undefined;
+        if (!pc.verified) return required ? refuse(ctx, pc, REQUIRED, pc.reason, events) : undefined;
+        if (!allowedBy(p, pc)) return required ? refuse(ctx, pc, NOT_ALLOWED, 'not in the route allowlist', events) : undefined;
         if (ctx.identity === undefined) ctx.identity = pc.identity;
         if (forwardHeader !== undefined) ctx.plan?.fwd.push(forwardHeader, pc.headerValue);
         return undefined;
