@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `portcullis` command. Commands live in one table; add new ones (keys, certs, ...) there.
-// Exit status: 0 ok, 1 failure (invalid config, runtime error), 2 usage error.
+// Exit status: 0 ok, 1 failure (invalid config, runtime error), 2 usage error (including a -c FILE that does
+// not exist or is a directory; README.md says the same).
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import cluster from 'node:cluster';
@@ -81,7 +82,7 @@ const commands: readonly Command[] = [
     name: 'validate',
     summary: 'Check a configuration file and report every problem',
     usage: '-c FILE',
-    description: 'Prints each error and warning as FILE:LINE:COLUMN: PATH: MESSAGE. Exit status 1 if there is any error, 0 otherwise.',
+    description: 'Prints each error and warning as FILE:LINE:COLUMN: PATH: MESSAGE. Exit status 1 if there is any error, 0 otherwise; 2 for a usage error, such as a FILE that does not exist.',
     options: { config: configOption },
     async run(values, _positionals, io) {
       const file = String(values.config);
