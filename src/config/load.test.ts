@@ -103,6 +103,7 @@ describe('loadConfigText: schema errors', () => {
     assert.deepEqual(brief(errorsOf(loadConfigText(text, FILE, {}))), [
       [3, 11, 'listeners[0].port', 'must be <= 65535'],
       [7, 13, 'routes[0].match.path', 'must match pattern "^/"'],
+      [8, 15, 'routes[0].upstream', 'unknown upstream "u" (no upstreams are defined)'],
       [11, 7, 'routes[1].match.pathh', 'unknown key "pathh"; did you mean "path"?'],
     ]);
   });
@@ -167,12 +168,49 @@ describe('loadConfigText: schema errors', () => {
       [16, 9, 'routes[0].requestHeaders.set["X Bad"]', 'invalid key "X Bad": must match pattern "^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$"'],
     ]);
     const up = rep(rep(VALID, '  demo:\n', '  "my api":\n'), 'upstream: demo', 'upstream: my-api');
-    assert.deepEqual(errorsOf(loadConfigText(up, FILE, {})).map((e) => e.path), ['upstreams["my api"]']);
+    // (and, in the same round, the route's reference to an upstream that does not exist either)
+    assert.deepEqual(errorsOf(loadConfigText(up, FILE, {})).map((e) => e.path), ['upstreams["my api"]', 'routes[0].upstream']);
   });
 
-  it('stops before the semantic checks when the schema fails', () => {
+  it('reports schema and semantic errors in one round (README: "prints every error")', () => {
     const text = rep(rep(VALID, 'upstream: demo', 'upstream: nope'), 'port: 8080', 'port: -1');
-    assert.deepEqual(errorsOf(loadConfigText(text, FILE, {})).map((e) => e.path), ['listeners[0].port']);
+    assert.deepEqual(brief(errorsOf(loadConfigText(text, FILE, {}))), [
+      [4, 11, 'listeners[0].port', 'must be >= 0'],
+      [13, 15, 'routes[0].upstream', 'unknown upstream "nope"'],
+    ]);
+    // a typo'd key and an unknown upstream in another route
+    const two = `${VALID}  - id: second\n    match:\n      pathPrefx: /b\n    upstream: other\n`;
+    assert.deepEqual(errorsOf(loadConfigText(two, FILE, {})).map((e) => e.path), ['routes[1].match.pathPrefx', 'routes[1].upstream']);
+  });
+
+  it('says nothing semantic about the parts the schema refused', () => {
+    // routes[0].upstream has the wrong type: no "needs upstream or respond" about the pruned route
+    const text = rep(VALID, 'upstream: demo', 'upstream: 5');
+    const r = loadConfigText(text, FILE, {});
+    assert.deepEqual(errorsOf(r).map((e) => [e.path, e.message]), [['routes[0].upstream', 'must be a string']]);
+    // an upstream the schema refused is not reported as unknown where a route names it
+    const broken = rep(VALID, '      - url: http://127.0.0.1:9000\n', '      - url: 7\n');
+    assert.deepEqual(errorsOf(loadConfigText(broken, FILE, {})).map((e) => e.path), ['upstreams.demo.targets[0].url']);
+    const gone = rep(VALID, '    targets:\n      - url: http://127.0.0.1:9000\n', '    targetz: []\n');
+    assert.deepEqual(errorsOf(loadConfigText(gone, FILE, {})).map((e) => e.path), ['upstreams.demo', 'upstreams.demo.targetz']);
+  });
+
+  it('never throws on malformed configs while running the semantic checks', () => {
+    const bad = [
+      'listeners: 5\nroutes: []\n',
+      'listeners: [5, {name: a}]\nroutes: [7, {id: x}]\nupstreams: []\n',
+      `${VALID}identity: [1]\n`,
+      `${VALID}server: {status: 7, trustedProxies: [1, {}]}\n`,
+      rep(VALID, '    upstream: demo\n', '    upstream: demo\n    authentication: {methods: [{apiKey: 5}, 7, {jwt: []}]}\n    rateLimit: [1]\n'),
+      rep(VALID, '      - url: http://127.0.0.1:9000\n', '      - 5\n      - {url: 7}\n    tls: 9\n    healthCheck: {active: []}\n'),
+      '[1, 2]\n',
+      '"just a string"\n',
+    ];
+    for (const text of bad) {
+      const r = loadConfigText(text, FILE, {});
+      assert.equal(r.ok, false, text);
+      assert.ok(!r.ok && r.errors.length > 0);
+    }
   });
 });
 

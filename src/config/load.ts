@@ -9,7 +9,7 @@ import addFormatsModule from 'ajv-formats';
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, visit, type Document } from 'yaml';
 import { GatewayConfigSchema, type GatewayConfig } from './schema.js';
 import { ajvErrorsToIssues, formatPath, parsePath, type ConfigIssue, type PathSegment, type RawIssue } from './issues.js';
-import { checkSemantics } from './semantic.js';
+import { checkSemantics, type SemanticIssue } from './semantic.js';
 import { checkTlsFiles } from '../tls/check.js';
 
 export type { ConfigIssue } from './issues.js';
@@ -298,6 +298,75 @@ function redact(i: ConfigIssue, records: readonly Substitution[]): ConfigIssue {
 
 interface Parsed { locate: Locate | undefined; substitute: (ctx: SubstCtx) => unknown }
 
+// ---------------------------------------------------------------- semantic checks of an invalid config
+
+/** Deletes the node at `path` (an array element becomes a hole, so later indices keep their meaning). */
+function removeAt(root: unknown, path: readonly PathSegment[]): unknown {
+  let node: unknown = root;
+  for (let i = 0; i < path.length - 1; i++) {
+    if (typeof node !== 'object' || node === null) return undefined;
+    node = (node as Record<string, unknown>)[String(path[i])];
+  }
+  if (typeof node !== 'object' || node === null) return undefined;
+  const key = String(path[path.length - 1]);
+  const was = (node as Record<string, unknown>)[key];
+  delete (node as Record<string, unknown>)[key];
+  return was;
+}
+
+const MAX_PRUNE_ROUNDS = 8;
+
+/**
+ * A copy of `value` without the nodes the schema refused: each offending node is deleted, and again for
+ * what that breaks (a required key now missing deletes its object), until the schema accepts the rest.
+ * undefined when the root itself would go or it does not settle.
+ */
+function pruneInvalid(value: unknown, first: readonly (readonly PathSegment[])[]): { pruned: GatewayConfig; removed: string[]; names: string[] } | undefined {
+  let copy: unknown;
+  try {
+    copy = structuredClone(value);
+  } catch {
+    return undefined;
+  }
+  const removed: string[] = [];
+  /** names of removed map entries (upstreams.NAME, ...): a reference to one is not "unknown", it is broken */
+  const names: string[] = [];
+  let paths = first;
+  for (let round = 0; round < MAX_PRUNE_ROUNDS; round++) {
+    for (const p of paths) {
+      if (p.length === 0) return undefined;
+      const was = removeAt(copy, p);
+      const last = p[p.length - 1];
+      if (p.length >= 2 && typeof last === 'string' && isObj(was)) names.push(last);
+      removed.push(formatPath(p));
+    }
+    if (validateSchema(copy)) return { pruned: copy, removed, names };
+    // holes left by deleted array elements are reported again ("must be object"): they are known
+    paths = ajvErrorsToIssues(validateSchema.errors, copy).map((r) => r.path).filter((p) => !removed.includes(formatPath(p)));
+    if (paths.length === 0) return { pruned: copy as GatewayConfig, removed, names };
+  }
+  return undefined;
+}
+
+/** checkSemantics on a value it was not written for: never throws; nothing about the `skip` paths. */
+function guardedSemantics(value: unknown, skip: readonly string[], names: readonly string[] = []): SemanticIssue[] {
+  let found: SemanticIssue[];
+  try {
+    found = checkSemantics(value as GatewayConfig);
+  } catch {
+    return []; // a check tripped over what is left: the schema errors are reported anyway
+  }
+  const quoted = names.map((n) => JSON.stringify(n));
+  return found.filter((s) => !skip.some((p) => related(s.path, p)) && !quoted.some((q) => s.message.includes(q)));
+}
+
+function semanticsDespiteSchemaErrors(value: unknown, schemaPaths: readonly (readonly PathSegment[])[], failed: readonly string[]): SemanticIssue[] {
+  const p = pruneInvalid(value, schemaPaths);
+  // errors only: a warning about what is left ("upstream not used" after a route's reference was pruned)
+  // would be noise; warnings come back once the schema errors are fixed
+  return p === undefined ? [] : guardedSemantics(p.pruned, [...p.removed, ...failed], p.names).filter((s) => s.severity === 'error');
+}
+
 /** Validate an already-built value (no substitution, no positions). Used by `loadConfigText` and tests. */
 export function validateConfig(value: unknown, file = '<config>'): LoadResult {
   return finish(file, { locate: undefined, substitute: () => value }, { env: {}, baseDir: '.', issues: [], records: [], failed: new Set() }, []);
@@ -319,20 +388,28 @@ function finish(file: string, parsed: Parsed, ctx: SubstCtx, parseWarnings: Conf
   });
 
   if (value === undefined && errors.length > 0) return done();
+  const addSemantic = (list: readonly SemanticIssue[]): void => {
+    for (const s of list) (s.severity === 'error' ? errors : warnings).push({ ...s, file, ...parsed.locate?.(parsePath(s.path)) });
+  };
   if (!validateSchema(value)) {
-    for (const r of ajvErrorsToIssues(validateSchema.errors, value)) {
+    const schemaIssues = ajvErrorsToIssues(validateSchema.errors, value);
+    for (const r of schemaIssues) {
       const p = formatPath(r.path);
       if ([...ctx.failed].some((f) => related(p, f) && p.length >= f.length)) continue;
       errors.push(place(r));
     }
     if (errors.length === 0) errors.push({ file, path: '', message: 'configuration is invalid', severity: 'error' });
+    // Every error in one round: the semantic checks also run, on a copy without the parts the schema
+    // refused, and report nothing about those parts.
+    addSemantic(semanticsDespiteSchemaErrors(value, schemaIssues.map((r) => r.path), [...ctx.failed]));
     return done();
   }
-  if (errors.length > 0) return done();
-  for (const s of checkSemantics(value)) {
-    const path = parsePath(s.path);
-    (s.severity === 'error' ? errors : warnings).push({ ...s, file, ...parsed.locate?.(path) });
+  if (errors.length > 0) {
+    // substitution failures: the values are still `${...}` text; the checks report nothing about them
+    addSemantic(guardedSemantics(value, [...ctx.failed]));
+    return done();
   }
+  addSemantic(checkSemantics(value));
   if (errors.length > 0) return done();
   // Certificate files: readable, key matches, not expired, cipher policy (the same checks the listener makes).
   value.listeners.forEach((l, i) => {
