@@ -187,16 +187,6 @@ describe('portcullis CLI', { concurrency: 2 }, () => {
     }
   });
 
-  it('README states the exit codes the CLI uses for a missing config file', async () => {
-    const readme = (await readFile(join(ROOT, 'README.md'), 'utf8')).replace(/\s+/g, ' ');
-    assert.match(readme, /Exit codes: 0 ok, 1 invalid configuration or runtime failure, 2 usage error: a wrong command line, which includes a `-c FILE` that does not exist/);
-    const missing = await cli(['validate', '-c', 'does/not/exist.yaml']);
-    assert.equal(missing.code, 2);
-    const keys = await cli(['keys', 'list', '-c', 'does/not/exist.yaml']);
-    assert.equal(keys.code, 2, keys.stderr);
-    assert.match(keys.stderr, /config file not found: does\/not\/exist\.yaml/);
-  });
-
   describe('start', () => {
     it('prints every error and exits 1 for an invalid config (before loading the runtime)', async () => {
       const f = file('start-bad.yaml');
