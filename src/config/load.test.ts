@@ -438,3 +438,42 @@ describe('formatIssue', () => {
     assert.equal(formatIssue({ file: 'a.yaml', path: '', message: 'is a directory', severity: 'error' }), 'a.yaml: is a directory');
   });
 });
+
+describe('loadConfigText: nesting depth', () => {
+  const n = 20_000;
+  const deepMessage = /^nested more than 64 levels deep/;
+
+  it('refuses a 20,000-deep JSON document with file, line and path (no stack overflow)', () => {
+    const text = `{\n  "routes":\n    ${'['.repeat(n)}${']'.repeat(n)}\n}\n`;
+    const [e, ...rest] = errorsOf(loadConfigText(text, '/virtual/deep.json', {}));
+    assert.deepEqual(rest, []);
+    assert.equal(e?.file, '/virtual/deep.json');
+    assert.equal(e?.line, 3);
+    assert.equal(e?.path, `routes${'[0]'.repeat(63)}`);
+    assert.match(e?.message ?? '', deepMessage);
+    assert.match(formatIssue(e!), /^\/virtual\/deep\.json:3:\d+: routes\[0\]/);
+  });
+
+  it('refuses deep YAML: flow collections and compact block sequences', () => {
+    const flow = `listeners: []\nroutes:\n  - id: a\n    match: ${'{a: '.repeat(n)}1${'}'.repeat(n)}\n`;
+    const [f] = errorsOf(loadConfigText(flow, FILE, {}));
+    assert.equal(f?.line, 4);
+    assert.equal(f?.path, `routes[0].match${'.a'.repeat(61)}`);
+    assert.match(f?.message ?? '', deepMessage);
+    const compact = `routes:\n  ${'- '.repeat(n)}x\n`;
+    const [c] = errorsOf(loadConfigText(compact, FILE, {}));
+    assert.equal(c?.line, 2);
+    assert.match(c?.message ?? '', deepMessage);
+  });
+
+  it('refuses a deep value given as an object, and accepts 64 levels', () => {
+    let v: unknown = 1;
+    for (let i = 0; i < n; i++) v = [v];
+    const [e] = errorsOf(validateConfig({ listeners: [], routes: v }));
+    assert.match(e?.message ?? '', deepMessage);
+    let ok: unknown = 'x';
+    for (let i = 0; i < 62; i++) ok = { a: ok };
+    const r = validateConfig({ listeners: [], routes: [], x: ok });
+    assert.ok(!r.ok && r.errors.every((i) => !deepMessage.test(i.message)));
+  });
+});
