@@ -191,7 +191,7 @@ interface Context {
 }
 
 /** Reads the store and pepper settings from `-c FILE` and/or `--store`. */
-async function context(values: OptionValues, command: string, io: KeysIo): Promise<Context | number> {
+async function context(values: OptionValues, command: string, io: KeysIo, needsPepper = true): Promise<Context | number> {
   let storeCfg: KeyStoreConfig | undefined;
   let baseDir = process.cwd();
   let pepper: string | undefined = process.env[PEPPER_ENV] || undefined;
@@ -205,14 +205,18 @@ async function context(values: OptionValues, command: string, io: KeysIo): Promi
       throw usage(`config file not found: ${file}`, command);
     }
     const { loadConfigFile, formatIssue } = await import('../config/load.js');
-    const r = await loadConfigFile(file);
+    // Commands that only read or change metadata (list, show, revoke, consumers ...) work without the
+    // pepper: an identity.pepper of ${PORTCULLIS_KEY_PEPPER} with the variable unset is no error for them.
+    const r = await loadConfigFile(file, process.env, needsPepper ? {} : { optionalSecrets: ['identity.pepper'] });
     if (!r.ok) {
       for (const i of r.errors) io.err(formatIssue(i));
       return 1;
     }
     baseDir = dirname(resolve(file));
     storeCfg = r.config.identity?.keyStore;
-    if (r.config.identity?.pepper !== undefined) {
+    if (r.placeholders?.includes('identity.pepper') === true) {
+      pepper = undefined; // not available; these commands never ask for it
+    } else if (r.config.identity?.pepper !== undefined) {
       pepper = r.config.identity.pepper;
       pepperSource = `identity.pepper in ${file}`;
     } else {
@@ -268,7 +272,8 @@ export async function runKeys(values: OptionValues, positionals: readonly string
   if (takesId && arg === undefined) throw usage(`keys ${sub} needs a KEY_ID`, command);
   if (!takesId && arg !== undefined) throw usage(`unexpected argument ${JSON.stringify(arg)}`, command);
   const json = values.json === true;
-  const c = await context(values, command, io);
+  const needsPepper = sub === 'create' || sub === 'import' || sub === 'rotate' || sub === 'hash' || sub === 'generate';
+  const c = await context(values, command, io, needsPepper);
   if (typeof c === 'number') return c;
 
   try {
@@ -423,7 +428,7 @@ export async function runConsumers(values: OptionValues, positionals: readonly s
   const roles = scopesOpt(values.roles, command);
   const scopes = scopesOpt(values.scopes, command);
   const metadata = metadataOpt(values.metadata, command);
-  const c = await context(values, command, io);
+  const c = await context(values, command, io, false);
   if (typeof c === 'number') return c;
   const print = (row: ConsumerRow): void => {
     if (json) { io.out(JSON.stringify(consumerView(row))); return; }

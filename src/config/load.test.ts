@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatIssue, loadConfigFile, loadConfigText, validateConfig, type ConfigIssue, type LoadResult } from './load.js';
+import { formatIssue, loadConfigFile, loadConfigText, validateConfig, PLACEHOLDER_SECRET, type ConfigIssue, type LoadResult } from './load.js';
 
 const FILE = '/virtual/conf/gw.yaml';
 
@@ -475,5 +475,22 @@ describe('loadConfigText: nesting depth', () => {
     for (let i = 0; i < 62; i++) ok = { a: ok };
     const r = validateConfig({ listeners: [], routes: [], x: ok });
     assert.ok(!r.ok && r.errors.every((i) => !deepMessage.test(i.message)));
+  });
+});
+
+describe('loadConfigText: optional secrets', () => {
+  const text = `${VALID}identity:\n  pepper: \${PEPPER_VAR}\n`;
+  it('an unset variable at an optional path becomes a placeholder, listed in the result', () => {
+    const r = loadConfigText(text, FILE, {}, { optionalSecrets: ['identity.pepper'] });
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.deepEqual(r.placeholders, ['identity.pepper']);
+    assert.equal(r.config.identity?.pepper, PLACEHOLDER_SECRET);
+  });
+  it('is an error everywhere else, and without the option', () => {
+    assert.match(errorsOf(loadConfigText(text, FILE, {})).map((e) => e.message).join(), /"PEPPER_VAR" is not set/);
+    const other = rep(VALID, 'address: 127.0.0.1', 'address: ${ADDR}');
+    assert.match(errorsOf(loadConfigText(other, FILE, {}, { optionalSecrets: ['identity.pepper'] }))[0]!.message, /"ADDR" is not set/);
+    const set = loadConfigText(text, FILE, { PEPPER_VAR: 'p'.repeat(40) }, { optionalSecrets: ['identity.pepper'] });
+    assert.ok(set.ok && set.placeholders === undefined && set.config.identity?.pepper === 'p'.repeat(40));
   });
 });

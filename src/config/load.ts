@@ -16,7 +16,7 @@ export type { ConfigIssue } from './issues.js';
 export { formatIssue } from './issues.js';
 
 export type LoadResult =
-  | { ok: true; file: string; config: GatewayConfig; warnings: ConfigIssue[] }
+  | { ok: true; file: string; config: GatewayConfig; warnings: ConfigIssue[]; placeholders?: string[] }
   | { ok: false; file: string; errors: ConfigIssue[]; warnings: ConfigIssue[] };
 
 // ajv-formats is CommonJS with `exports.default`; under NodeNext the default import is the module object.
@@ -39,7 +39,23 @@ interface SubstCtx {
   records: Substitution[];
   /** paths whose substitution failed: their schema errors would only be noise */
   failed: Set<string>;
+  /** paths whose value may be missing (LoadOptions.optionalSecrets): a failed substitution gives a placeholder */
+  optional?: ReadonlySet<string>;
+  /** optional paths that got the placeholder */
+  placeheld?: Set<string>;
 }
+
+export interface LoadOptions {
+  /**
+   * Paths (e.g. `identity.pepper`) whose `${...}` may fail to resolve without an error: the value becomes
+   * a placeholder and the path is listed in `placeholders` of the result. For commands that do not use
+   * that value (`keys list` reads metadata; it needs no pepper).
+   */
+  optionalSecrets?: readonly string[];
+}
+
+/** The stand-in for an optional secret that is not available (long enough for any minimum length). */
+export const PLACEHOLDER_SECRET = 'placeholder-secret-not-available-0123456789abcdef';
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -81,6 +97,7 @@ function resolveExpr(expr: string, path: PathSegment[], ctx: SubstCtx): string |
 /** Expands one string; undefined when nothing changed or it failed (failures are recorded in ctx). */
 function substitute(s: string, path: PathSegment[], ctx: SubstCtx): { value: string; whole: boolean } | undefined {
   if (!s.includes('${')) return undefined;
+  const issuesBefore = ctx.issues.length;
   let out = '';
   let exprs = 0;
   let whole = false;
@@ -105,6 +122,12 @@ function substitute(s: string, path: PathSegment[], ctx: SubstCtx): { value: str
     }
     out += s[i];
     i++;
+  }
+  if (failed && ctx.optional?.has(formatPath(path)) === true) {
+    // drop what resolveExpr reported for this value: it is allowed to be unavailable here
+    while (ctx.issues.length > issuesBefore) ctx.issues.pop();
+    ctx.placeheld?.add(formatPath(path));
+    return { value: PLACEHOLDER_SECRET, whole: false };
   }
   if (failed) { ctx.failed.add(formatPath(path)); return undefined; }
   if (exprs > 0) ctx.records.push({ path: formatPath(path), raw: s, value: out });
@@ -469,7 +492,7 @@ function finish(file: string, parsed: Parsed, ctx: SubstCtx, parseWarnings: Conf
     }
   });
   if (errors.length > 0) return done();
-  return { ok: true, file, config: value, warnings: sortIssues(warnings).map((i) => redact(i, ctx.records)) };
+  return { ok: true, file, config: value, warnings: sortIssues(warnings).map((i) => redact(i, ctx.records)), ...(ctx.placeheld !== undefined && ctx.placeheld.size > 0 ? { placeholders: [...ctx.placeheld] } : {}) };
 }
 
 function single(file: string, message: string, pos?: { line: number; column: number }): LoadResult {
@@ -477,10 +500,11 @@ function single(file: string, message: string, pos?: { line: number; column: num
 }
 
 /** Synchronous core: parse `text` as the contents of `file` (its extension picks JSON or YAML). */
-export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
+export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): LoadResult {
   const src = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   if (src.trim() === '') return single(file, 'configuration file is empty');
-  const ctx: SubstCtx = { env, baseDir: dirname(resolve(file)), issues: [], records: [], failed: new Set() };
+  const ctx: SubstCtx = { env, baseDir: dirname(resolve(file)), issues: [], records: [], failed: new Set(),
+    ...(options.optionalSecrets !== undefined ? { optional: new Set(options.optionalSecrets), placeheld: new Set<string>() } : {}) };
   const lc = new LineCounter();
   const doc = parseDocument(src, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
   // Before anything else: the parser gives up on a very deep document with a stack error of its own, and
@@ -537,7 +561,7 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
 }
 
 /** Read and load a configuration file. Missing, unreadable, directory or empty files give one issue. */
-export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadResult> {
+export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): Promise<LoadResult> {
   let text: string;
   try {
     if ((await stat(file)).isDirectory()) return single(file, 'is a directory, not a configuration file');
@@ -545,5 +569,5 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
   } catch (e) {
     return single(file, `cannot read configuration file: ${fsReason(e)}`);
   }
-  return loadConfigText(text, file, env);
+  return loadConfigText(text, file, env, options);
 }

@@ -142,6 +142,31 @@ test('weak keys, keys on the command line and a second import of the same key ar
   assert.match(dup.stderr, /a key with this hash already exists/);
 });
 
+test('keys list / show / revoke and consumers list work without the pepper (metadata only); create still needs it', async () => {
+  const cfg = join(dir, 'gateway.yaml');
+  writeFileSync(cfg, [
+    'listeners: [{ name: http, address: 127.0.0.1, port: 8080 }]',
+    'upstreams: { a: { targets: [{ url: "http://127.0.0.1:9000" }] } }',
+    'identity:',
+    '  pepper: ${PORTCULLIS_KEY_PEPPER}',
+    `  keyStore: { type: sqlite, path: ${JSON.stringify(db)} }`,
+    'routes: [{ id: api, match: { pathPrefix: / }, upstream: a, authentication: { methods: [{ apiKey: {} }] } }]',
+    '',
+  ].join('\n'));
+  const noPepper = { env: { PORTCULLIS_KEY_PEPPER: undefined } };
+  const list = await runCli(['keys', 'list', '-c', cfg, '--json'], noPepper);
+  assert.equal(list.code, 0, list.stderr);
+  const first = (JSON.parse(list.stdout) as { id: string }[])[0]!;
+  const show = await runCli(['keys', 'show', first.id, '-c', cfg], noPepper);
+  assert.equal(show.code, 0, show.stderr);
+  const consumers = await runCli(['consumers', 'list', '-c', cfg], noPepper);
+  assert.equal(consumers.code, 0, consumers.stderr);
+  assert.match(consumers.stdout, /^acme\b/m);
+  const create = await runCli(['keys', 'create', '--consumer', 'acme', '-c', cfg], noPepper);
+  assert.equal(create.code, 1);
+  assert.match(create.stderr, /environment variable "PORTCULLIS_KEY_PEPPER" is not set/);
+});
+
 test('PostgreSQL: import through the CLI, found by a gateway directory, revoked', async () => {
   const key = crypto.randomUUID();
   const spec = `${PG_URL}?schema=${pgSchema}`;
