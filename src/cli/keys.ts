@@ -1,11 +1,11 @@
 // `portcullis keys ...` and `portcullis consumers ...`: manage API keys and consumers in the key store
 // (identity.keyStore of a config file, or --store sqlite:PATH / postgres://...). Keys are generated here,
 // printed once, and stored only as an HMAC with the pepper; no command ever prints a stored hash.
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { PROGRAM, UsageError, type OptionValues } from './args.js';
 import type { KeyStoreConfig } from '../identity/schema.js';
-import { checkPepper, generateApiKey, hashApiKey, isWellFormedKey, keyHint, KEY_LENGTH, KEY_PREFIX } from '../identity/api-keys/format.js';
+import { checkPepper, generateApiKey, hashApiKey, importedKeyProblem, isWellFormedKey, keyHint, KEY_LENGTH, KEY_PREFIX } from '../identity/api-keys/format.js';
 import { normalizeOrigin } from '../identity/api-keys/records.js';
 import { openKeyStore, parseStoreSpec } from '../identity/api-keys/open.js';
 import { KeyStoreError, type ConsumerRow, type KeyRow, type KeyStore, type MetadataValue } from '../identity/api-keys/store.js';
@@ -14,7 +14,7 @@ import { parseCidrList } from '../net/cidr.js';
 export interface KeysIo {
   out(line: string): void;
   err(line: string): void;
-  /** stdin, for `keys hash` */
+  /** stdin, for `keys hash` and `keys import` */
   readInput?(): Promise<string>;
 }
 
@@ -25,13 +25,14 @@ const METADATA_KEY = /^[A-Za-z0-9_.-]+$/;
 const UNITS: Readonly<Record<string, number>> = { s: 1000, m: 60_000, h: 3600_000, d: 86_400_000, w: 7 * 86_400_000 };
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i;
 
-export const KEYS_SUBCOMMANDS = ['create', 'list', 'show', 'rotate', 'revoke', 'enable', 'disable', 'hash', 'generate'] as const;
+export const KEYS_SUBCOMMANDS = ['create', 'import', 'list', 'show', 'rotate', 'revoke', 'enable', 'disable', 'hash', 'generate'] as const;
 export const CONSUMERS_SUBCOMMANDS = ['create', 'update', 'list', 'show', 'delete'] as const;
 
 /** Options each subcommand uses besides -c/--store/--json. Any other is an error, never silently ignored
  * (`keys rotate --scopes read` must not look as if it narrowed the new key). */
 const KEYS_OPTIONS: Readonly<Record<(typeof KEYS_SUBCOMMANDS)[number], readonly string[]>> = {
   create: ['consumer', 'scopes', 'cidr', 'origin', 'expires', 'disabled'],
+  import: ['consumer', 'scopes', 'cidr', 'origin', 'expires', 'disabled', 'file'],
   list: ['consumer'],
   show: [], revoke: [], enable: [], disable: [], hash: [], generate: [],
   rotate: ['overlap', 'expires'],
@@ -134,12 +135,16 @@ export function keyStatus(k: KeyRow, now = Date.now()): 'revoked' | 'disabled' |
   return 'active';
 }
 
+/** How a key is named to people: its format and last four characters. */
+const keyLabel = (k: KeyRow): string => (k.imported ? `…${k.hint} (imported)` : `${KEY_PREFIX}…${k.hint}`);
+
 /** What the CLI shows of a key: never the hash. */
 function keyView(k: KeyRow): Record<string, unknown> {
   return {
     id: k.id,
     consumer: k.consumerId,
     hint: k.hint,
+    imported: k.imported,
     status: keyStatus(k),
     enabled: k.enabled,
     scopes: k.scopes,
@@ -170,7 +175,7 @@ const join = (v: readonly string[] | null): string => (v === null ? '-' : v.join
 
 function keyFields(k: KeyRow): [string, string][] {
   return [
-    ['id', k.id], ['consumer', k.consumerId], ['key', `${KEY_PREFIX}…${k.hint}`], ['status', keyStatus(k)],
+    ['id', k.id], ['consumer', k.consumerId], ['key', keyLabel(k)], ['status', keyStatus(k)],
     ['scopes', k.scopes === null ? '(the consumer\'s)' : join(k.scopes)], ['cidrs', k.cidrs === null ? '(any)' : join(k.cidrs)],
     ['origins', k.origins === null ? '(any)' : join(k.origins)], ['expires', k.expiresAt === null ? 'never' : iso(k.expiresAt)],
     ['created', iso(k.createdAt)], ...(k.revokedAt !== null ? [['revoked', iso(k.revokedAt)] as [string, string]] : []),
@@ -186,7 +191,7 @@ interface Context {
 }
 
 /** Reads the store and pepper settings from `-c FILE` and/or `--store`. */
-async function context(values: OptionValues, command: string, io: KeysIo): Promise<Context | number> {
+async function context(values: OptionValues, command: string, io: KeysIo, needsPepper = true): Promise<Context | number> {
   let storeCfg: KeyStoreConfig | undefined;
   let baseDir = process.cwd();
   let pepper: string | undefined = process.env[PEPPER_ENV] || undefined;
@@ -200,14 +205,18 @@ async function context(values: OptionValues, command: string, io: KeysIo): Promi
       throw usage(`config file not found: ${file}`, command);
     }
     const { loadConfigFile, formatIssue } = await import('../config/load.js');
-    const r = await loadConfigFile(file);
+    // Commands that only read or change metadata (list, show, revoke, consumers ...) work without the
+    // pepper: an identity.pepper of ${PORTCULLIS_KEY_PEPPER} with the variable unset is no error for them.
+    const r = await loadConfigFile(file, process.env, needsPepper ? {} : { optionalSecrets: ['identity.pepper'] });
     if (!r.ok) {
       for (const i of r.errors) io.err(formatIssue(i));
       return 1;
     }
     baseDir = dirname(resolve(file));
     storeCfg = r.config.identity?.keyStore;
-    if (r.config.identity?.pepper !== undefined) {
+    if (r.placeholders?.includes('identity.pepper') === true) {
+      pepper = undefined; // not available; these commands never ask for it
+    } else if (r.config.identity?.pepper !== undefined) {
       pepper = r.config.identity.pepper;
       pepperSource = `identity.pepper in ${file}`;
     } else {
@@ -263,7 +272,8 @@ export async function runKeys(values: OptionValues, positionals: readonly string
   if (takesId && arg === undefined) throw usage(`keys ${sub} needs a KEY_ID`, command);
   if (!takesId && arg !== undefined) throw usage(`unexpected argument ${JSON.stringify(arg)}`, command);
   const json = values.json === true;
-  const c = await context(values, command, io);
+  const needsPepper = sub === 'create' || sub === 'import' || sub === 'rotate' || sub === 'hash' || sub === 'generate';
+  const c = await context(values, command, io, needsPepper);
   if (typeof c === 'number') return c;
 
   try {
@@ -284,6 +294,45 @@ export async function runKeys(values: OptionValues, positionals: readonly string
           return 1;
         }
         io.out(hashApiKey(pepper, key));
+        return 0;
+      }
+      case 'import': {
+        // The key comes from stdin or --file, never from the command line: argv is visible to every user in
+        // `ps` and lands in shell history.
+        const consumer = consumerId(typeof values.consumer === 'string' ? values.consumer : undefined, command, '--consumer');
+        const now = Date.now();
+        const k = {
+          consumerId: consumer,
+          scopes: scopesOpt(values.scopes, command) ?? null,
+          cidrs: cidrsOpt(values.cidr, command) ?? null,
+          origins: originsOpt(values.origin, command) ?? null,
+          expiresAt: typeof values.expires === 'string' ? parseExpiry(values.expires, now, command) : null,
+          enabled: values.disabled !== true,
+        };
+        const pepper = pepperOf(c);
+        const source = typeof values.file === 'string' ? values.file : 'stdin';
+        let raw: string;
+        try {
+          raw = typeof values.file === 'string' ? await readFile(values.file, 'utf8') : await (io.readInput ?? readStdin)();
+        } catch (e) {
+          io.err(`${PROGRAM}: cannot read ${source}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+          return 1;
+        }
+        const key = raw.replace(/^\uFEFF/, '').trim();
+        if (key === '') { io.err(`${PROGRAM}: no key in ${source} (write the key to stdin or to the --file)`); return 1; }
+        if (/[\r\n]/.test(key)) { io.err(`${PROGRAM}: ${source} holds more than one line: import one key at a time`); return 1; }
+        const generated = isWellFormedKey(key);
+        const problem = generated ? undefined : importedKeyProblem(key);
+        if (problem !== undefined) {
+          io.err(`${PROGRAM}: refusing to import the key from ${source}: ${problem} (rule: docs/api-keys.md, "Importing keys")`);
+          return 1;
+        }
+        const row = await withStore(c, command, (s) => s.createKey({ ...k, hash: hashApiKey(pepper, key), hint: keyHint(key), imported: !generated }), true);
+        if (json) io.out(JSON.stringify(keyView(row)));
+        else {
+          showFields(io, keyFields(row));
+          io.out(`Imported: the store keeps only the key's HMAC. Gateways accept it within their refresh interval; \`keys rotate ${row.id}\` replaces it with a ${KEY_PREFIX} key when you are ready.`);
+        }
         return 0;
       }
       case 'create': {
@@ -355,7 +404,7 @@ export async function runKeys(values: OptionValues, positionals: readonly string
         const keys = await withStore(c, command, (s) => s.listKeys(consumer));
         if (json) { io.out(JSON.stringify(keys.map(keyView))); return 0; }
         if (keys.length === 0) { io.out('no API keys'); return 0; }
-        io.out(table([['ID', 'CONSUMER', 'KEY', 'STATUS', 'EXPIRES'], ...keys.map((k) => [k.id, k.consumerId, `${KEY_PREFIX}…${k.hint}`, keyStatus(k), k.expiresAt === null ? 'never' : iso(k.expiresAt)])]));
+        io.out(table([['ID', 'CONSUMER', 'KEY', 'STATUS', 'EXPIRES'], ...keys.map((k) => [k.id, k.consumerId, keyLabel(k), keyStatus(k), k.expiresAt === null ? 'never' : iso(k.expiresAt)])]));
         return 0;
       }
     }
@@ -379,7 +428,7 @@ export async function runConsumers(values: OptionValues, positionals: readonly s
   const roles = scopesOpt(values.roles, command);
   const scopes = scopesOpt(values.scopes, command);
   const metadata = metadataOpt(values.metadata, command);
-  const c = await context(values, command, io);
+  const c = await context(values, command, io, false);
   if (typeof c === 'number') return c;
   const print = (row: ConsumerRow): void => {
     if (json) { io.out(JSON.stringify(consumerView(row))); return; }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `portcullis` command. Commands live in one table; add new ones (keys, certs, ...) there.
-// Exit status: 0 ok, 1 failure (invalid config, runtime error), 2 usage error.
+// Exit status: 0 ok, 1 failure (invalid config, runtime error), 2 usage error (including a -c FILE that does
+// not exist or is a directory; README.md says the same).
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import cluster from 'node:cluster';
@@ -81,7 +82,7 @@ const commands: readonly Command[] = [
     name: 'validate',
     summary: 'Check a configuration file and report every problem',
     usage: '-c FILE',
-    description: 'Prints each error and warning as FILE:LINE:COLUMN: PATH: MESSAGE. Exit status 1 if there is any error, 0 otherwise.',
+    description: 'Prints each error and warning as FILE:LINE:COLUMN: PATH: MESSAGE. Exit status 1 if there is any error, 0 otherwise; 2 for a usage error, such as a FILE that does not exist.',
     options: { config: configOption },
     async run(values, _positionals, io) {
       const file = String(values.config);
@@ -110,11 +111,13 @@ const commands: readonly Command[] = [
   {
     name: 'keys',
     summary: 'Create, list, rotate and revoke API keys in the key store',
-    usage: 'create|list|show|rotate|revoke|enable|disable|hash|generate [KEY_ID] [options]',
+    usage: 'create|import|list|show|rotate|revoke|enable|disable|hash|generate [KEY_ID] [options]',
     description: [
-      'The store is identity.keyStore of -c FILE, or --store sqlite:PATH | postgres://USER@HOST/DB[?schema=NAME]. The pepper is identity.pepper of -c FILE or the PORTCULLIS_KEY_PEPPER environment variable (create, rotate, hash, generate).',
+      'The store is identity.keyStore of -c FILE, or --store sqlite:PATH | postgres://USER@HOST/DB[?schema=NAME]. The pepper is identity.pepper of -c FILE or the PORTCULLIS_KEY_PEPPER environment variable (create, import, rotate, hash, generate).',
       '',
       '  keys create --consumer ID [--scopes a,b] [--cidr 10.0.0.0/8,::1] [--origin https://app.example] [--expires 30d|RFC3339] [--disabled]',
+      '  keys import --consumer ID [--file KEY_FILE] [create\'s options] < key.txt   (a key from another gateway;',
+      '                                     read from stdin or --file, never argv; weak keys are refused)',
       '  keys list [--consumer ID]          keys show KEY_ID',
       '  keys rotate KEY_ID [--overlap 24h] [--expires ...]   (the old key keeps working for the overlap)',
       '  keys revoke KEY_ID                 keys enable KEY_ID | keys disable KEY_ID',
@@ -133,6 +136,7 @@ const commands: readonly Command[] = [
       expires: { type: 'string', valueName: 'WHEN', description: 'Expiry: a duration (30d, 12h) or an RFC 3339 time' },
       disabled: { type: 'boolean', description: 'Create the key disabled' },
       overlap: { type: 'string', valueName: 'DURATION', description: 'rotate: how long the old key keeps working (default 24h)' },
+      file: { type: 'string', valueName: 'FILE', description: 'import: read the key from FILE instead of stdin' },
       json: { type: 'boolean', description: 'JSON output' },
     },
     maxPositionals: 2,

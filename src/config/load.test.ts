@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatIssue, loadConfigFile, loadConfigText, validateConfig, type ConfigIssue, type LoadResult } from './load.js';
+import { formatIssue, loadConfigFile, loadConfigText, validateConfig, PLACEHOLDER_SECRET, type ConfigIssue, type LoadResult } from './load.js';
 
 const FILE = '/virtual/conf/gw.yaml';
 
@@ -103,6 +103,7 @@ describe('loadConfigText: schema errors', () => {
     assert.deepEqual(brief(errorsOf(loadConfigText(text, FILE, {}))), [
       [3, 11, 'listeners[0].port', 'must be <= 65535'],
       [7, 13, 'routes[0].match.path', 'must match pattern "^/"'],
+      [8, 15, 'routes[0].upstream', 'unknown upstream "u" (no upstreams are defined)'],
       [11, 7, 'routes[1].match.pathh', 'unknown key "pathh"; did you mean "path"?'],
     ]);
   });
@@ -167,12 +168,49 @@ describe('loadConfigText: schema errors', () => {
       [16, 9, 'routes[0].requestHeaders.set["X Bad"]', 'invalid key "X Bad": must match pattern "^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$"'],
     ]);
     const up = rep(rep(VALID, '  demo:\n', '  "my api":\n'), 'upstream: demo', 'upstream: my-api');
-    assert.deepEqual(errorsOf(loadConfigText(up, FILE, {})).map((e) => e.path), ['upstreams["my api"]']);
+    // (and, in the same round, the route's reference to an upstream that does not exist either)
+    assert.deepEqual(errorsOf(loadConfigText(up, FILE, {})).map((e) => e.path), ['upstreams["my api"]', 'routes[0].upstream']);
   });
 
-  it('stops before the semantic checks when the schema fails', () => {
+  it('reports schema and semantic errors in one round (README: "prints every error")', () => {
     const text = rep(rep(VALID, 'upstream: demo', 'upstream: nope'), 'port: 8080', 'port: -1');
-    assert.deepEqual(errorsOf(loadConfigText(text, FILE, {})).map((e) => e.path), ['listeners[0].port']);
+    assert.deepEqual(brief(errorsOf(loadConfigText(text, FILE, {}))), [
+      [4, 11, 'listeners[0].port', 'must be >= 0'],
+      [13, 15, 'routes[0].upstream', 'unknown upstream "nope"'],
+    ]);
+    // a typo'd key and an unknown upstream in another route
+    const two = `${VALID}  - id: second\n    match:\n      pathPrefx: /b\n    upstream: other\n`;
+    assert.deepEqual(errorsOf(loadConfigText(two, FILE, {})).map((e) => e.path), ['routes[1].match.pathPrefx', 'routes[1].upstream']);
+  });
+
+  it('says nothing semantic about the parts the schema refused', () => {
+    // routes[0].upstream has the wrong type: no "needs upstream or respond" about the pruned route
+    const text = rep(VALID, 'upstream: demo', 'upstream: 5');
+    const r = loadConfigText(text, FILE, {});
+    assert.deepEqual(errorsOf(r).map((e) => [e.path, e.message]), [['routes[0].upstream', 'must be a string']]);
+    // an upstream the schema refused is not reported as unknown where a route names it
+    const broken = rep(VALID, '      - url: http://127.0.0.1:9000\n', '      - url: 7\n');
+    assert.deepEqual(errorsOf(loadConfigText(broken, FILE, {})).map((e) => e.path), ['upstreams.demo.targets[0].url']);
+    const gone = rep(VALID, '    targets:\n      - url: http://127.0.0.1:9000\n', '    targetz: []\n');
+    assert.deepEqual(errorsOf(loadConfigText(gone, FILE, {})).map((e) => e.path), ['upstreams.demo', 'upstreams.demo.targetz']);
+  });
+
+  it('never throws on malformed configs while running the semantic checks', () => {
+    const bad = [
+      'listeners: 5\nroutes: []\n',
+      'listeners: [5, {name: a}]\nroutes: [7, {id: x}]\nupstreams: []\n',
+      `${VALID}identity: [1]\n`,
+      `${VALID}server: {status: 7, trustedProxies: [1, {}]}\n`,
+      rep(VALID, '    upstream: demo\n', '    upstream: demo\n    authentication: {methods: [{apiKey: 5}, 7, {jwt: []}]}\n    rateLimit: [1]\n'),
+      rep(VALID, '      - url: http://127.0.0.1:9000\n', '      - 5\n      - {url: 7}\n    tls: 9\n    healthCheck: {active: []}\n'),
+      '[1, 2]\n',
+      '"just a string"\n',
+    ];
+    for (const text of bad) {
+      const r = loadConfigText(text, FILE, {});
+      assert.equal(r.ok, false, text);
+      assert.ok(!r.ok && r.errors.length > 0);
+    }
   });
 });
 
@@ -398,5 +436,61 @@ describe('formatIssue', () => {
       'examples/bad.yaml:14:9: routes[1].match.path: must match pattern "^/"');
     assert.equal(formatIssue({ file: 'a.yaml', path: 'x', message: 'hm', line: 1, column: 2, severity: 'warning' }), 'warning: a.yaml:1:2: x: hm');
     assert.equal(formatIssue({ file: 'a.yaml', path: '', message: 'is a directory', severity: 'error' }), 'a.yaml: is a directory');
+  });
+});
+
+describe('loadConfigText: nesting depth', () => {
+  const n = 20_000;
+  const deepMessage = /^nested more than 64 levels deep/;
+
+  it('refuses a 20,000-deep JSON document with file, line and path (no stack overflow)', () => {
+    const text = `{\n  "routes":\n    ${'['.repeat(n)}${']'.repeat(n)}\n}\n`;
+    const [e, ...rest] = errorsOf(loadConfigText(text, '/virtual/deep.json', {}));
+    assert.deepEqual(rest, []);
+    assert.equal(e?.file, '/virtual/deep.json');
+    assert.equal(e?.line, 3);
+    assert.equal(e?.path, `routes${'[0]'.repeat(63)}`);
+    assert.match(e?.message ?? '', deepMessage);
+    assert.match(formatIssue(e!), /^\/virtual\/deep\.json:3:\d+: routes\[0\]/);
+  });
+
+  it('refuses deep YAML: flow collections and compact block sequences', () => {
+    const flow = `listeners: []\nroutes:\n  - id: a\n    match: ${'{a: '.repeat(n)}1${'}'.repeat(n)}\n`;
+    const [f] = errorsOf(loadConfigText(flow, FILE, {}));
+    assert.equal(f?.line, 4);
+    assert.equal(f?.path, `routes[0].match${'.a'.repeat(61)}`);
+    assert.match(f?.message ?? '', deepMessage);
+    const compact = `routes:\n  ${'- '.repeat(n)}x\n`;
+    const [c] = errorsOf(loadConfigText(compact, FILE, {}));
+    assert.equal(c?.line, 2);
+    assert.match(c?.message ?? '', deepMessage);
+  });
+
+  it('refuses a deep value given as an object, and accepts 64 levels', () => {
+    let v: unknown = 1;
+    for (let i = 0; i < n; i++) v = [v];
+    const [e] = errorsOf(validateConfig({ listeners: [], routes: v }));
+    assert.match(e?.message ?? '', deepMessage);
+    let ok: unknown = 'x';
+    for (let i = 0; i < 62; i++) ok = { a: ok };
+    const r = validateConfig({ listeners: [], routes: [], x: ok });
+    assert.ok(!r.ok && r.errors.every((i) => !deepMessage.test(i.message)));
+  });
+});
+
+describe('loadConfigText: optional secrets', () => {
+  const text = `${VALID}identity:\n  pepper: \${PEPPER_VAR}\n`;
+  it('an unset variable at an optional path becomes a placeholder, listed in the result', () => {
+    const r = loadConfigText(text, FILE, {}, { optionalSecrets: ['identity.pepper'] });
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.deepEqual(r.placeholders, ['identity.pepper']);
+    assert.equal(r.config.identity?.pepper, PLACEHOLDER_SECRET);
+  });
+  it('is an error everywhere else, and without the option', () => {
+    assert.match(errorsOf(loadConfigText(text, FILE, {})).map((e) => e.message).join(), /"PEPPER_VAR" is not set/);
+    const other = rep(VALID, 'address: 127.0.0.1', 'address: ${ADDR}');
+    assert.match(errorsOf(loadConfigText(other, FILE, {}, { optionalSecrets: ['identity.pepper'] }))[0]!.message, /"ADDR" is not set/);
+    const set = loadConfigText(text, FILE, { PEPPER_VAR: 'p'.repeat(40) }, { optionalSecrets: ['identity.pepper'] });
+    assert.ok(set.ok && set.placeholders === undefined && set.config.identity?.pepper === 'p'.repeat(40));
   });
 });

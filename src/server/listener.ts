@@ -2,6 +2,7 @@
 // (per listener and per client IP), parser-error answers, and WebSocket upgrades. With `tls` it is HTTPS:
 // an HTTP/2 server that also speaks HTTP/1.1 (ALPN), or https.Server when h2 is off; the same request
 // handler serves both protocols (see src/tls/http2.ts for what HTTP/2 needs adapted).
+import { bindError } from './bind-error.js';
 import http, { type ServerResponse } from 'node:http';
 import https from 'node:https';
 import http2, { type Http2SecureServer } from 'node:http2';
@@ -78,7 +79,7 @@ export async function startListener(holder: RuntimeHolder, name: string, address
   server.maxRequestsPerSocket = lim.maxRequestsPerConnection;
   installConnectionCaps(server, lim);
   installHttp1Handlers(server, holder, name, lim, false);
-  await listen(server, address, port);
+  await listen(server, name, address, port);
 
   return {
     name,
@@ -98,10 +99,11 @@ export async function startListener(holder: RuntimeHolder, name: string, address
   };
 }
 
-function listen(server: ListenerServer, address: string, port: number): Promise<void> {
+function listen(server: ListenerServer, name: string, address: string, port: number): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, address, () => { server.off('error', reject); resolve(); });
+    const fail = (err: unknown): void => reject(bindError(err, `listener ${JSON.stringify(name)}`, address, port, `change its address or port (listeners[] with name: ${name})`));
+    server.once('error', fail);
+    server.listen(port, address, () => { server.off('error', fail); resolve(); });
   });
 }
 
@@ -236,7 +238,7 @@ async function startSecureListener(holder: RuntimeHolder, name: string, address:
     socket.once('close', () => sockets.delete(socket));
   });
 
-  await listen(server, address, port);
+  await listen(server, name, address, port);
 
   return {
     name,

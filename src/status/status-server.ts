@@ -5,6 +5,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { register } from 'prom-client';
 import type { RuntimeHolder } from '../server/handler.js';
 import { purgeAll, cacheStoresOf, broadcastPurge, type PurgeSpec } from '../services/cache-purge.js';
+import { bindError } from '../server/bind-error.js';
 
 export interface StatusServer {
   address(): { address: string; port: number };
@@ -79,8 +80,12 @@ export async function startStatusServer(holder: RuntimeHolder, address: string, 
     send(404, { status: 'not found' });
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, address, () => { server.off('error', reject); resolve(); });
+    // The status listener is on by default (127.0.0.1:9901): when that port is taken, say which listener
+    // it is and how to move or disable it, or a first-time user looks for the problem in listeners[].
+    const fail = (err: unknown): void => reject(bindError(err, 'server.status (the status listener: /healthz, /readyz, /metrics)', address, port,
+      'move it with server.status.port (and server.status.address), or turn it off with server.status.enabled: false'));
+    server.once('error', fail);
+    server.listen(port, address, () => { server.off('error', fail); resolve(); });
   });
   return {
     address() {

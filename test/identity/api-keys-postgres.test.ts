@@ -29,8 +29,8 @@ test('migrations: concurrent opens leave one applied version; reopening changes 
   const c = new pg.Client({ connectionString: PG_URL });
   await c.connect();
   try {
-    const r = await c.query(`SELECT version FROM ${schema}.schema_migrations`);
-    assert.deepEqual(r.rows, [{ version: 1 }]);
+    const r = await c.query(`SELECT version FROM ${schema}.schema_migrations ORDER BY version`);
+    assert.deepEqual(r.rows, [{ version: 1 }, { version: 2 }]);
   } finally {
     await c.end();
   }

@@ -34,7 +34,7 @@ test('migrations run once, are idempotent across opens, and the new file is priv
   await c.close();
   const db = new Database(file, { readonly: true });
   try {
-    assert.deepEqual(db.prepare('SELECT version FROM schema_migrations').pluck().all(), [1]);
+    assert.deepEqual(db.prepare('SELECT version FROM schema_migrations ORDER BY version').pluck().all(), [1, 2]);
     assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
   } finally {
     db.close();

@@ -48,8 +48,15 @@ export class ApiKeyDirectory {
   }
 
   /**
+   * Whether keys outside the pcl_ format can be known: the store holds imported keys. Until one is
+   * imported, such keys are refused before they cost an HMAC, as before.
+   */
+  get acceptsImported(): boolean { return this.store?.hasImportedKeys === true; }
+
+  /**
    * The key's record, or undefined when it is not known. `key` must already be well-formed
-   * (isWellFormedKey): garbage is rejected before it costs an HMAC.
+   * (isWellFormedKey, or isImportableShape when acceptsImported): garbage is rejected before it costs an
+   * HMAC. Imported and generated keys take the same path: one HMAC of the whole key, one Map look-up.
    */
   lookup(key: string): KeyRecord | undefined {
     if (this.secret === undefined) return undefined;

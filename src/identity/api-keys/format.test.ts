@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { generateApiKey, hashApiKey, isWellFormedKey, keyHint, KEY_LENGTH, KEY_PATTERN, digestOfHash, checkPepper, randomBase62 } from './format.js';
+import { importedKeyProblem, isImportableShape } from './format.js';
 import { ApiKeyDirectory } from './directory.js';
 import { configKeyRecord, hexOfHash, type KeyRecord } from './records.js';
 
@@ -103,5 +104,46 @@ describe('API key look-up', () => {
   it('without a pepper nothing is found', () => {
     const none = new ApiKeyDirectory(new Map([[hexOfHash(hashApiKey(PEPPER, key)), rec]]), undefined, undefined);
     assert.equal(none.lookup(key), undefined);
+  });
+});
+
+describe('imported keys (keys import)', () => {
+  it('accepts random keys of other gateways: Kong hex, UUID, Tyk-style base64, 20 random base62', () => {
+    const kong = crypto.randomBytes(16).toString('hex');
+    const uuid = crypto.randomUUID();
+    const tyk = crypto.randomBytes(36).toString('base64');
+    for (const k of [kong, uuid, tyk, randomBase62(20), 'eyJvcmciOiI1ZTlkOTU0NGExZGNkNjAwMDFkMGVkMjAiLCJpZCI6ImFiYyJ9']) {
+      assert.equal(importedKeyProblem(k), undefined, k);
+      assert.ok(isImportableShape(k));
+    }
+  });
+
+  it('refuses short, one-class, low-entropy and patterned keys, and says why', () => {
+    const cases: [string, RegExp][] = [
+      ['Ab3xY9kL2q', /too short: 10 characters, at least 20/],
+      ['x'.repeat(300), /too long/],
+      ['abc def ghi jkl mno pqr', /printable ASCII characters without spaces/],
+      ['73920184756302918475', /only one character class/],
+      ['qwertzuiopasdfghjklyxcvbnm', /only one character class/],
+      ['aaaaaaaaaaaaaaaaaaaaaaa1', /bits per character/],
+      ['abab1212abab1212abab1212', /bits per character/],
+      ['abcdefghijklmnopqrstuvwxyz0123456789', /repeated or consecutive/],
+    ];
+    for (const [k, why] of cases) assert.match(importedKeyProblem(k) ?? 'accepted', why, k);
+  });
+
+  it('refuses no random key of the common shapes (1,000 of each)', () => {
+    for (let i = 0; i < 1000; i++) {
+      for (const k of [randomBase62(20), crypto.randomBytes(16).toString('hex'), crypto.randomUUID(), crypto.randomBytes(15).toString('base64url')]) {
+        assert.equal(importedKeyProblem(k), undefined, k);
+      }
+    }
+  });
+
+  it('isImportableShape is only length and alphabet (the request path pre-check)', () => {
+    assert.equal(isImportableShape('x'.repeat(19)), false);
+    assert.equal(isImportableShape('x'.repeat(20)), true);
+    assert.equal(isImportableShape(`${'x'.repeat(20)} `), false);
+    assert.equal(isImportableShape('é'.repeat(20)), false);
   });
 });

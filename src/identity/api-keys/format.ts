@@ -91,6 +91,53 @@ export function digestOfHash(hash: string): Buffer | undefined {
   return Buffer.from(hash.slice(HASH_PREFIX.length), 'hex');
 }
 
+// ---------------------------------------------------------------- imported keys
+//
+// Keys migrated from another gateway (Kong, Tyk, ...) keep their own format. The gateway looks them up by
+// the HMAC of the whole key, like its own keys; only the cheap pre-check differs (see isImportableShape).
+// `keys import` refuses keys that are too weak to stay in service:
+//   - 20 to 256 characters, printable ASCII without spaces;
+//   - at least 2 character classes (lower-case, upper-case, digits, other): hex keys (Kong's default,
+//     digits + a-f) pass, all-digit or all-letter keys do not;
+//   - Shannon entropy of its characters at least 3 bits per character (a random 20-character base62 key
+//     has about 4, a random 32-character hex key about 3.7; aaaa…1 or abab1212… have less than 2);
+//   - no more than 60% of neighbouring characters repeated or consecutive (aaaa, abcd, 1234); a random
+//     hex key passes with a probability of 1 - 2e-7.
+// With 20 characters from at least 36 symbols (two classes), even the weakest accepted key would be
+// about 100 bits if random. The rule cannot prove a key random; it refuses the keys that are certainly not.
+
+export const IMPORT_MIN_LENGTH = 20;
+export const IMPORT_MAX_LENGTH = 256;
+const IMPORT_MIN_BITS_PER_CHAR = 3;
+
+/** Length and alphabet of an importable key; no allocation (runs on the request path). */
+export function isImportableShape(s: string): boolean {
+  if (s.length < IMPORT_MIN_LENGTH || s.length > IMPORT_MAX_LENGTH) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+/** Why a key may not be imported, or undefined when it may. Never includes the key. */
+export function importedKeyProblem(key: string): string | undefined {
+  if (key.length < IMPORT_MIN_LENGTH) return `too short: ${key.length} characters, at least ${IMPORT_MIN_LENGTH} are needed`;
+  if (key.length > IMPORT_MAX_LENGTH) return `too long: ${key.length} characters, at most ${IMPORT_MAX_LENGTH}`;
+  if (!isImportableShape(key)) return 'only printable ASCII characters without spaces are allowed';
+  const classes = [/[a-z]/, /[A-Z]/, /[0-9]/, /[^A-Za-z0-9]/].filter((r) => r.test(key)).length;
+  if (classes < 2) return 'only one character class (e.g. only digits or only letters): not a random key';
+  const counts = new Map<string, number>();
+  for (const ch of key) counts.set(ch, (counts.get(ch) ?? 0) + 1);
+  let perChar = 0;
+  for (const n of counts.values()) perChar -= (n / key.length) * Math.log2(n / key.length);
+  if (perChar < IMPORT_MIN_BITS_PER_CHAR) return `too little entropy: ${perChar.toFixed(1)} bits per character, at least ${IMPORT_MIN_BITS_PER_CHAR} are needed`;
+  let runs = 0;
+  for (let i = 1; i < key.length; i++) if (Math.abs(key.charCodeAt(i) - key.charCodeAt(i - 1)) <= 1) runs++;
+  if (runs * 5 > (key.length - 1) * 3) return 'too many repeated or consecutive characters (aaaa, abcd, 1234): not a random key';
+  return undefined;
+}
+
 /** Rejects a missing or short pepper with a message that says where it comes from. */
 export function checkPepper(pepper: string | undefined, where: string): string {
   if (pepper === undefined || pepper === '') throw new Error(`API keys need a pepper: set ${where}`);

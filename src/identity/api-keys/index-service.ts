@@ -22,6 +22,8 @@ export class KeyStoreIndex implements Service {
   /** key id → hex digest (to replace a key whose row changed) */
   private readonly keyHex = new Map<string, string>();
   private readonly consumers = new Map<string, Consumer>();
+  /** ids of imported keys (any state): while there is one, keys not in the pcl_ format are looked up */
+  private readonly importedIds = new Set<string>();
   private store: KeyStore | undefined;
   private revision = 0;
   /** bumped on every applied change set: lets look-up caches in front of the index know they are stale */
@@ -51,6 +53,9 @@ export class KeyStoreIndex implements Service {
 
   /** Sync, from memory. */
   key(hex: string): KeyRecord | undefined { return this.keys.get(hex); }
+
+  /** Whether the store holds imported keys (`keys import`), which are not in the pcl_ format. */
+  get hasImportedKeys(): boolean { return this.importedIds.size > 0; }
 
   /** Changes whenever the index changes (revocations, new keys, a recreated store). */
   get changeCount(): number { return this.appliedChanges; }
@@ -133,6 +138,7 @@ export class KeyStoreIndex implements Service {
       this.keys.clear();
       this.keyHex.clear();
       this.consumers.clear();
+      this.importedIds.clear();
     }
     for (const c of ch.consumers) {
       if (c.deletedAt !== null) this.consumers.delete(c.id);
@@ -145,6 +151,8 @@ export class KeyStoreIndex implements Service {
       const prev = this.keyHex.get(k.id);
       if (prev !== undefined) this.keys.delete(prev);
       const rec = storeKeyRecord(k);
+      if (k.imported && rec !== undefined) this.importedIds.add(k.id);
+      else this.importedIds.delete(k.id);
       if (rec === undefined) {
         this.keyHex.delete(k.id);
         this.logger.warn({ keyId: k.id, ...(k.damaged !== undefined ? { columns: k.damaged } : {}) }, 'API key store: a key row is damaged (hash or a JSON column); the key cannot be used');

@@ -44,6 +44,11 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX api_keys_consumer ON api_keys (consumer_id)`,
     ],
   },
+  {
+    // keys imported from another gateway (`keys import`): not in the pcl_ format
+    version: 2,
+    statements: [`ALTER TABLE api_keys ADD COLUMN imported INTEGER NOT NULL DEFAULT 0`],
+  },
 ];
 
 /** `s` is the schema name, already validated as a plain identifier. */
@@ -81,6 +86,10 @@ export function postgresMigrations(s: string): readonly Migration[] {
         `CREATE INDEX api_keys_revision ON ${s}.api_keys (revision)`,
         `CREATE INDEX api_keys_consumer ON ${s}.api_keys (consumer_id)`,
       ],
+    },
+    {
+      version: 2,
+      statements: [`ALTER TABLE ${s}.api_keys ADD COLUMN imported boolean NOT NULL DEFAULT false`],
     },
   ];
 }

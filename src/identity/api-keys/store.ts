@@ -35,6 +35,8 @@ export interface KeyRow {
   readonly createdAt: number;
   readonly revokedAt: number | null;
   readonly rotatedFrom: string | null;
+  /** imported from another gateway (`keys import`): not in the pcl_ format */
+  readonly imported: boolean;
   readonly revision: number;
   /** set when a JSON column could not be read: the key is not used (a restriction must never fall away) */
   readonly damaged?: string;
@@ -56,6 +58,7 @@ export interface NewKey {
   readonly origins?: readonly string[] | null;
   readonly expiresAt?: number | null;
   readonly enabled?: boolean;
+  readonly imported?: boolean;
 }
 
 export interface StoreChanges {
@@ -191,6 +194,7 @@ function keyRow(r: Record<string, unknown>): KeyRow {
     createdAt: num(r.created_at),
     revokedAt: numOrNull(r.revoked_at),
     rotatedFrom: r.rotated_from === null || r.rotated_from === undefined ? null : String(r.rotated_from),
+    imported: r.imported === true || r.imported === 1,
     revision: num(r.revision),
     ...(damaged !== '' ? { damaged } : {}),
   };
@@ -247,9 +251,9 @@ export function sqlKeyStore(x: SqlExecutor): KeyStore {
     const dup = await tx.all(`SELECT id FROM ${K} WHERE hash = ?`, [k.hash]);
     if (dup.length > 0) throw new KeyStoreError('a key with this hash already exists');
     const id = newKeyId();
-    await tx.all(`INSERT INTO ${K} (id, consumer_id, hash, hint, scopes, cidrs, origins, expires_at, enabled, created_at, revoked_at, rotated_from, revision)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)`,
-    [id, k.consumerId, k.hash, k.hint, listJson(k.scopes), listJson(k.cidrs), listJson(k.origins), k.expiresAt ?? null, k.enabled ?? true, now, rotatedFrom, rev]);
+    await tx.all(`INSERT INTO ${K} (id, consumer_id, hash, hint, scopes, cidrs, origins, expires_at, enabled, created_at, revoked_at, rotated_from, imported, revision)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)`,
+    [id, k.consumerId, k.hash, k.hint, listJson(k.scopes), listJson(k.cidrs), listJson(k.origins), k.expiresAt ?? null, k.enabled ?? true, now, rotatedFrom, k.imported ?? false, rev]);
     return (await keyIn(tx, id))!;
   };
 

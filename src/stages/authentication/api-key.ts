@@ -3,7 +3,8 @@
 // (URLs end up in logs, browser history and Referer headers). A key found in a query parameter on a route
 // that has not opted in is refused with invalid_request, so the client learns to move it to a header.
 //
-// Checks, cheapest first: well-formed (prefix, alphabet, checksum: no HMAC for garbage) → known (one
+// Checks, cheapest first: well-formed (prefix, alphabet, checksum: no HMAC for garbage; or, while the key
+// store holds imported keys, an importable shape: 20-256 printable characters) → known (one
 // HMAC, Map look-up, constant-time digest comparison; src/identity/api-keys/directory.ts) → not revoked →
 // enabled → not expired → client address in the key's CIDRs → Origin allowed. The client is told only
 // "invalid API key" for every state of a bad key (malformed, unknown, revoked, disabled, expired), so it
@@ -15,7 +16,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { RequestContext } from '../../pipeline/context.js';
 import type { IdentityEnv } from '../../identity/env.js';
-import { isWellFormedKey } from '../../identity/api-keys/format.js';
+import { isImportableShape, isWellFormedKey } from '../../identity/api-keys/format.js';
 import { apiKeyDirectory } from '../../identity/api-keys/directory.js';
 import type { ApiKeyMethodConfig } from './schema.js';
 import type { AuthFailure, AuthMethod, AuthOutcome } from './types.js';
@@ -150,7 +151,9 @@ export function compileApiKeyMethod(cfg: ApiKeyMethodConfig, env: IdentityEnv): 
     header !== undefined ? `send the API key in the ${cfg.header ?? 'X-API-Key'} header, not in the URL` : 'send the API key in the Authorization header (ApiKey scheme), not in the URL');
 
   const verify = (ctx: RequestContext, h: IncomingHttpHeaders, key: string): AuthOutcome => {
-    if (!isWellFormedKey(key)) return MALFORMED;
+    // keys imported from another gateway have their own format: while the store holds any, a key of an
+    // importable shape is looked up too (the same O(1) HMAC + Map look-up, the same checks after it)
+    if (!isWellFormedKey(key) && !(directory.acceptsImported && isImportableShape(key))) return MALFORMED;
     const rec = directory.lookup(key);
     if (rec === undefined) return UNKNOWN;
     if (rec.revoked) return keyFailure(REVOKED, rec.consumerId, rec.id);
