@@ -12,6 +12,7 @@ import type { Upstream } from '../upstream/types.js';
 import { createTlsManager, type TlsManager } from '../tls/manager.js';
 import { ServicePool } from '../services/services.js';
 import { SecurityEventBus, attachDefaultSubscribers } from '../observability/security-events.js';
+import type { AnyStageModule } from '../pipeline/types.js';
 
 export interface GatewayOptions {
   logger: Logger;
@@ -23,6 +24,8 @@ export interface GatewayOptions {
   status?: boolean;
   /** security event bus to publish on (tests subscribe to it); default a new one with the log and metric subscribers */
   events?: SecurityEventBus;
+  /** the stage modules (default: the registry); tests and embedders add stages of their own */
+  stages?: readonly AnyStageModule[];
 }
 
 export class Gateway {
@@ -43,7 +46,7 @@ export class Gateway {
     const events = opts.events ?? new SecurityEventBus();
     if (opts.events === undefined) attachDefaultSubscribers(events, opts.logger);
     const services = pool.scope();
-    const runtime = compileGateway(config, { generation: 1, logger: opts.logger, onUpstreamEvent: upstreamLogger(opts.logger), ...(opts.accessLog === false ? { accessLog: false } : {}), baseDir: opts.baseDir, services, events });
+    const runtime = compileGateway(config, { generation: 1, logger: opts.logger, onUpstreamEvent: upstreamLogger(opts.logger), ...(opts.accessLog === false ? { accessLog: false } : {}), baseDir: opts.baseDir, services, events, ...(opts.stages !== undefined ? { stages: opts.stages } : {}) });
     // Key stores load their index, state stores connect: nothing is served before they can answer.
     try {
       await services.ready();
@@ -108,6 +111,7 @@ export class Gateway {
         baseDir: this.opts.baseDir,
         services,
         events: this.events,
+        ...(this.opts.stages !== undefined ? { stages: this.opts.stages } : {}),
       });
     } catch (err) {
       await services.abandon();

@@ -6,9 +6,10 @@ import { Gateway } from '../../src/gateway/gateway.js';
 import type { GatewayConfig } from '../../src/config/schema.js';
 import { silentLogger, type Logger } from '../../src/observability/logger.js';
 import type { SecurityEventBus } from '../../src/observability/security-events.js';
+import type { AnyStageModule } from '../../src/pipeline/types.js';
 
-export async function startGateway(config: GatewayConfig, opts: { logger?: Logger; accessLog?: boolean; status?: boolean; events?: SecurityEventBus } = {}): Promise<{ gw: Gateway; port: number; base: string }> {
-  const gw = await Gateway.start(config, { logger: opts.logger ?? silentLogger, accessLog: opts.accessLog ?? false, status: opts.status ?? false, ...(opts.events !== undefined ? { events: opts.events } : {}) });
+export async function startGateway(config: GatewayConfig, opts: { logger?: Logger; accessLog?: boolean; status?: boolean; events?: SecurityEventBus; stages?: readonly AnyStageModule[] } = {}): Promise<{ gw: Gateway; port: number; base: string }> {
+  const gw = await Gateway.start(config, { logger: opts.logger ?? silentLogger, accessLog: opts.accessLog ?? false, status: opts.status ?? false, ...(opts.events !== undefined ? { events: opts.events } : {}), ...(opts.stages !== undefined ? { stages: opts.stages } : {}) });
   const name = config.listeners[0]!.name;
   const port = gw.address(name).port;
   return { gw, port, base: `http://127.0.0.1:${port}` };
