@@ -55,6 +55,7 @@ const BASE_HEADERS = { Host: 'bench.local', Accept: 'application/json' };
 //   bar        optional { rps, p99 }: minimum req/s ratio and maximum p99 ratio vs `baseline`
 //   baseline   system the bar compares with (default `reference`; e.g. JWT and API-key rows are held
 //              against `portcullis-plain`, the same gateway without authentication)
+//   path       request path for wrk and the sanity check (default '/'; '/big' = the ~100 KB response)
 //   headers and wrkScript may also be functions of ctx
 // Every system returns the backend's exact body for GET / (checked before each run).
 
@@ -234,6 +235,41 @@ SYSTEMS.push({
   verify: expectRateLimitHeaders,
   baseline: 'portcullis-plain',
   bar: { rps: 0.7 },
+});
+
+
+// ---------------------------------------------------------------- bodies (docs/pipeline.md, body phases)
+// 1 KB JSON POSTs: the same route with and without a stage that reads the body (the request-body phase
+// reads, decodes and checks it, then sends the same bytes upstream).
+const JSON_1K = JSON.stringify({ order: { id: 'ord-1234567890', customer: { name: "Ada O'Brien", email: 'ada@example.com', tags: ['vip', 'eu'] },
+  items: Array.from({ length: 8 }, (_, i) => ({ sku: `SKU-${1000 + i}`, qty: i + 1, price: 9.99 + i, note: 'fragile, keep upright' })), notes: 'Leave at the front desk.' } });
+const postScript = `wrk.method = "POST"
+wrk.body = ${JSON.stringify(JSON_1K)}
+wrk.headers["Content-Type"] = "application/json"`;
+SYSTEMS.push({
+  name: 'portcullis-post-1k',
+  config: portcullisBase,
+  wrkScript: postScript,
+});
+SYSTEMS.push({
+  name: 'portcullis-body-json-1k',
+  config: (ctx) => { const c = portcullisBase(ctx); c.routes[0].requestBody = {}; return c; },
+  wrkScript: postScript,
+  baseline: 'portcullis-post-1k',
+  bar: { rps: 0.85 },
+});
+// ~100 KB responses: streaming cost per byte, against the reference proxy on the same path.
+SYSTEMS.push({
+  name: 'reference-100k',
+  path: '/big',
+  command: (ctx) => ({ args: [path.join(BENCH_DIR, 'reference-proxy.mjs')], env: { PORT: String(ctx.port), UPSTREAM: ctx.upstream } }),
+});
+SYSTEMS.push({
+  name: 'portcullis-100k',
+  path: '/big',
+  config: portcullisBase,
+  baseline: 'reference-100k',
+  bar: { rps: 0.95 },
 });
 
 // ================================================================ small helpers
@@ -535,14 +571,16 @@ async function runOne({ sys, round, ctx, load, backend, expectedBody, pin }) {
     await waitReady(proc, ctx.port, headers);
 
     // Sanity: 200 with the backend's exact body, through the system, with the same headers wrk sends.
-    const res = await httpGet(ctx.port, '/', headers);
+    const reqPath = sys.path ?? '/';
+    const want = reqPath === '/' ? expectedBody : (await httpGet(Number(new URL(ctx.upstream).port), reqPath, BASE_HEADERS)).body;
+    const res = await httpGet(ctx.port, reqPath, headers);
     let problem;
     if (res.status !== 200) problem = `status ${res.status}`;
-    else if (!res.body.equals(expectedBody)) problem = `body differs from the backend's (${res.body.length} bytes vs ${expectedBody.length}): ${res.body.toString().slice(0, 200)}`;
+    else if (!res.body.equals(want)) problem = `body differs from the backend's (${res.body.length} bytes vs ${want.length}): ${res.body.toString().slice(0, 200)}`;
     else problem = await sys.verify?.(res, { headers, get: (p, h = headers) => httpGet(ctx.port, p, h) });
     if (problem) throw new BenchError(`sanity check failed for ${sys.name}: ${problem}\n${proc.logFile}:\n${tail(proc.logFile)}`);
 
-    const url = `http://127.0.0.1:${ctx.port}/`;
+    const url = `http://127.0.0.1:${ctx.port}${reqPath}`;
     if (WARMUP > 0) await load.run({ url, headers, seconds: WARMUP, latency: false, script, cpu: loadCpu });
 
     const s0 = treeTicks(proc.pid), b0 = treeTicks(backend.pid) + helperTicks(), h0 = selfTicks(), c0 = cpuSnap();

@@ -79,14 +79,16 @@ export function compile(cfg: AccessLogConfig | undefined, credentials: Credentia
       if (ctx.path !== '') line += `,"path":${str(ctx.path)}`;
       if (ctx.query !== '') line += `,"query":${str(redactQuery(ctx.query))}`;
       if (ctx.routeId !== '') line += `,"route":"${ctx.routeId}"`;
-      line += `,"status":${ctx.status || (res ? res.statusCode : 0)},"bytes_in":${ctx.bytesIn},"bytes_out":${ctx.bytesOut},"duration_ms":${ms3(performance.now() - ctx.start)}`;
+      // the status actually sent: 0 when the exchange ended before any response head went out
+      line += `,"status":${ctx.status || (res !== undefined && res.headersSent ? res.statusCode : 0)},"bytes_in":${ctx.bytesIn},"bytes_out":${ctx.bytesOut},"duration_ms":${ms3(performance.now() - ctx.start)}`;
       if (ctx.upstreamEnd > 0) line += `,"upstream_ms":${ms3(ctx.upstreamEnd - ctx.upstreamStart)}`;
       if (ctx.upstreamTarget !== '') line += `,"upstream":"${ctx.upstreamTarget}"`; // a URL origin: nothing to escape
       if (ctx.attempts > 1) line += `,"attempts":${ctx.attempts}`;
       if (ctx.throttleMs > 0) line += `,"throttle_ms":${ctx.throttleMs}`; // rate-limit delay mode
       if (ctx.identity !== undefined) line += `,"identity":{"kind":${str(ctx.identity.kind)},"id":${str(ctx.identity.id)}}`;
       if (ctx.blockReason !== undefined) line += `,"block_reason":"${ctx.blockReason}"`; // our own slugs
-      if (res && !res.writableFinished) line += ',"aborted":true';
+      if (res !== undefined && !res.writableFinished) line += `,"aborted":true,"outcome":"${ctx.outcome ?? 'client-closed'}"`; // our own slugs
+      else if (ctx.outcome !== undefined) line += `,"outcome":"${ctx.outcome}"`;
       if (include.length > 0) {
         let h = '';
         for (let i = 0; i < include.length; i++) {
