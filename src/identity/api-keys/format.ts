@@ -99,8 +99,8 @@ export function digestOfHash(hash: string): Buffer | undefined {
 //   - 20 to 256 characters, printable ASCII without spaces;
 //   - at least 2 character classes (lower-case, upper-case, digits, other): hex keys (Kong's default,
 //     digits + a-f) pass, all-digit or all-letter keys do not;
-//   - Shannon entropy of its characters at least 3 bits per character (a random 20-character base62 key
-//     has about 4, a random 32-character hex key about 3.7; aaaa…1 or abab1212… have less than 2);
+//   - Shannon entropy of its characters at least 2.5 bits per character (a random 20-character base62 key
+//     has about 4, a random 32-character hex key about 3.7 and rarely below 3; aaaa…1 or abab1212… have less than 2);
 //   - no more than 60% of neighbouring characters repeated or consecutive (aaaa, abcd, 1234); a random
 //     hex key passes with a probability of 1 - 2e-7.
 // With 20 characters from at least 36 symbols (two classes), even the weakest accepted key would be
@@ -108,7 +108,7 @@ export function digestOfHash(hash: string): Buffer | undefined {
 
 export const IMPORT_MIN_LENGTH = 20;
 export const IMPORT_MAX_LENGTH = 256;
-const IMPORT_MIN_BITS_PER_CHAR = 3;
+const IMPORT_MIN_BITS_PER_CHAR = 2.5;
 
 /** Length and alphabet of an importable key; no allocation (runs on the request path). */
 export function isImportableShape(s: string): boolean {
