@@ -34,6 +34,9 @@ export function commitHead(ctx: RequestContext, status: number, flat: HeaderValu
   if (res === undefined || ctx.answered || res.headersSent || res.destroyed) return false;
   ctx.answered = true;
   ctx.status = status;
+  const rt = ctx.runtime!;
+  // The gateway's own headers go in first: response stages see them (and a stage that sets one replaces it).
+  flat.push('x-content-type-options', 'nosniff', rt.requestId.header, ctx.id);
   const stages = ctx.route?.onResponse;
   if (stages !== undefined && stages.length > 0) {
     const list = new HeaderList(flat);
@@ -45,8 +48,6 @@ export function commitHead(ctx: RequestContext, status: number, flat: HeaderValu
       }
     }
   }
-  const rt = ctx.runtime!;
-  flat.push('x-content-type-options', 'nosniff', rt.requestId.header, ctx.id);
   if (ctx.hsts !== undefined) flat.push('strict-transport-security', ctx.hsts);
   if (close) {
     flat.push('connection', 'close');
