@@ -116,16 +116,21 @@ function runSteps(ctx: RequestContext, steps: readonly RequestStep[], i: number)
       const next = i + 1;
       out.then(
         (o) => {
-          if (o !== undefined) sendProblem(ctx, o);
+          if (o !== undefined) refuse(ctx, o);
           else if (!ctx.answered && !clientGone(ctx)) runSteps(ctx, steps, next);
         },
         (err: unknown) => stageFailed(ctx, err),
       );
       return;
     }
-    return sendProblem(ctx, out);
+    return refuse(ctx, out);
   }
   proceed(ctx, ctx.route!);
+}
+
+/** A stage's refusal. A body nobody read (stages before the body phase, streaming routes) closes the connection. */
+function refuse(ctx: RequestContext, r: Rejection): void {
+  sendProblem(ctx, r, r.close === true || unreadBody(ctx));
 }
 
 /** After the steps: the tunnel, the proxy, or the route's direct answer. */
