@@ -59,9 +59,11 @@ test('a 100 MB upload on a route without body stages streams: memory stays flat,
   }
   const heapGrowth = (maxHeap - base0.heapUsed) / MB;
   const rssGrowth = (maxRss - base0.rss) / MB;
-  // Buffering the upload anywhere (gateway, client or upstream side) would cost ~100 MB.
-  assert.ok(heapGrowth < 40, `heapUsed grew by ${heapGrowth.toFixed(1)} MB`);
-  assert.ok(rssGrowth < 40, `RSS grew by ${rssGrowth.toFixed(1)} MB`);
+  // Buffering the upload anywhere (gateway, client or upstream side) costs 100 MB and more (a buffering
+  // route measured +234 MB RSS); streaming stays well under 70 MB even when the collector lags behind the
+  // 64 KiB blocks on a busy machine (+45 MB RSS seen).
+  assert.ok(heapGrowth < 70, `heapUsed grew by ${heapGrowth.toFixed(1)} MB`);
+  assert.ok(rssGrowth < 70, `RSS grew by ${rssGrowth.toFixed(1)} MB`);
   // the bytes went through the gateway's streaming path (not a buffered one): it saw them all
   assert.equal(up.seen.at(-1)!.headers['content-length'], undefined);
 });
