@@ -5,7 +5,7 @@
 import http, { type ServerResponse } from 'node:http';
 import https from 'node:https';
 import http2, { type Http2SecureServer } from 'node:http2';
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { ListenerLimitsResolved } from '../gateway/runtime.js';
 import { createRequestHandler, createUpgradeHandler, type RuntimeHolder } from './handler.js';
@@ -76,7 +76,8 @@ export async function startListener(holder: RuntimeHolder, name: string, address
   server.maxHeadersCount = lim.maxHeaderCount + 1;
   server.maxConnections = lim.maxConnections;
   server.maxRequestsPerSocket = lim.maxRequestsPerConnection;
-  installConnectionCaps(server, lim);
+  const conns = installConnectionCaps(server, lim);
+  const retirement = installRetirement(server);
   installHttp1Handlers(server, holder, name, lim, false);
   await listen(server, address, port);
 
@@ -88,11 +89,15 @@ export async function startListener(holder: RuntimeHolder, name: string, address
     applyLimits: (next) => applyHttp1Limits(server, next),
     close(deadlineMs) {
       return new Promise<void>((resolve) => {
-        const timer = setTimeout(() => { server.closeAllConnections(); resolve(); }, deadlineMs);
+        const done = () => { clearTimeout(timer); retirement.done(); resolve(); };
+        const timer = setTimeout(() => {
+          server.closeAllConnections();
+          for (const s of conns) s.destroy();
+          done();
+        }, deadlineMs);
         timer.unref();
-        server.close(() => { clearTimeout(timer); resolve(); });
-        server.closeIdleConnections();
-        // Keep-alive connections that become idle after their last response are closed by Node once the server is closing.
+        // In-flight requests finish; each connection closes after its next response or a short idle grace.
+        retirement.retire(deadlineMs, conns, done);
       });
     },
   };
@@ -111,9 +116,10 @@ function boundAddress(server: ListenerServer, address: string, port: number): { 
   return { address: a.address, port: a.port };
 }
 
-/** Per-IP connection cap on raw TCP connections (before any TLS work). */
-function installConnectionCaps(server: ListenerServer, lim: ListenerLimitsResolved): void {
+/** Per-IP connection cap on raw TCP connections (before any TLS work). Returns the set of open raw connections. */
+function installConnectionCaps(server: ListenerServer, lim: ListenerLimitsResolved): Set<Socket> {
   const perIp = new Map<string, number>();
+  const open = new Set<Socket>();
   server.on('connection', (socket: Socket) => {
     const ip = socket.remoteAddress ?? '';
     const n = (perIp.get(ip) ?? 0) + 1;
@@ -122,12 +128,75 @@ function installConnectionCaps(server: ListenerServer, lim: ListenerLimitsResolv
       return;
     }
     perIp.set(ip, n);
+    open.add(socket);
     socket.once('close', () => {
+      open.delete(socket);
       const left = (perIp.get(ip) ?? 1) - 1;
       if (left <= 0) perIp.delete(ip);
       else perIp.set(ip, left);
     });
   });
+  return open;
+}
+
+type HttpSocket = Socket & { _httpMessage?: ServerResponse | null; alpnProtocol?: string | false };
+
+/** A retiring listener closes an idle keep-alive connection only after it stayed idle this long (at most half the drain). */
+const RETIRE_IDLE_GRACE_MS = 1000;
+
+interface Retirement {
+  /** stop accepting; ask HTTP/1 connections to close after their next response; `closed` once every connection is gone */
+  retire(deadlineMs: number, httpSockets: ReadonlySet<Socket>, closed: () => void): void;
+  /** the drain is over (all connections gone, or the deadline): stop Node's connection checks */
+  done(): void;
+}
+
+/**
+ * A retiring listener (replaced on reload, or shutting down) asks its HTTP/1 keep-alive connections to go
+ * away: the next response on each says `connection: close` and Node closes the connection once it is
+ * written. Without this, a connection kept busy back to back is never idle, so closeIdleConnections()
+ * never catches it and the drain deadline resets it mid-request. (Not kCondemned: a condemned connection
+ * drops requests already on their way; here each request in progress or arriving is still answered.)
+ *
+ * Idle connections are not cut at once either (server.close() would: httpServerPreClose): a client may be
+ * sending its next request on one right now, and would see a reset. An idle connection is closed once it
+ * stayed idle for a grace period; a request arriving meanwhile is answered with `connection: close`.
+ * HTTP/2 sessions get GOAWAY instead (Http2SessionTracker.closeAll).
+ */
+function installRetirement(server: ListenerServer): Retirement {
+  let retiring = false;
+  let grace = RETIRE_IDLE_GRACE_MS;
+  server.prependListener('request', (req: { socket: Socket }, res: unknown) => {
+    if (!retiring || !(res instanceof http.ServerResponse)) return;
+    res.shouldKeepAlive = false;
+    req.socket.setTimeout(0); // the idle grace timer, if this connection had one
+  });
+  const idleLater = (socket: Socket) => {
+    // Node's server destroys a socket whose timeout fires when no request is running on it.
+    if (!socket.destroyed && (socket as HttpSocket)._httpMessage == null) socket.setTimeout(grace);
+  };
+  return {
+    retire(deadlineMs, httpSockets, closed) {
+      retiring = true;
+      grace = Math.max(1, Math.min(RETIRE_IDLE_GRACE_MS, Math.floor(deadlineMs / 2)));
+      // Stop accepting without httpServerPreClose (which resets idle connections and stops the checks).
+      net.Server.prototype.close.call(server, () => closed());
+      for (const socket of httpSockets) {
+        const hs = socket as HttpSocket;
+        if (hs.alpnProtocol === 'h2') continue;
+        const res = hs._httpMessage;
+        if (res == null) idleLater(socket);
+        // Not begun: its head says `connection: close`. Begun with keep-alive: idle after it, unless a next request comes.
+        else if (!res.headersSent) res.shouldKeepAlive = false;
+        else res.once('finish', () => setImmediate(idleLater, socket));
+      }
+    },
+    done() {
+      for (const sym of Object.getOwnPropertySymbols(server)) {
+        if (sym.description === 'http.server.connectionsCheckingInterval') clearInterval((server as unknown as Record<symbol, NodeJS.Timeout>)[sym]);
+      }
+    },
+  };
 }
 
 /** Parser errors, upgrades, Expect and CONNECT on HTTP/1 connections (plain, or HTTP/1.1 over TLS). */
@@ -137,7 +206,7 @@ function installHttp1Handlers(server: ListenerServer, holder: RuntimeHolder, nam
     // A response already begun on this connection (the handler refused the request before the parser
     // failed on its body, or a pipelined earlier exchange): a second head would corrupt the stream and
     // desync a front proxy. Let a complete one flush, cut an incomplete one (as Node's default does).
-    const inflight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    const inflight = (socket as HttpSocket)._httpMessage;
     if (inflight != null && inflight.headersSent) {
       if (inflight.writableEnded) socket.end();
       else socket.destroy();
@@ -225,7 +294,8 @@ async function startSecureListener(holder: RuntimeHolder, name: string, address:
   (server as unknown as { connectionsCheckingInterval: number }).connectionsCheckingInterval = 1000;
   tlsm.attach(server);
 
-  installConnectionCaps(server, lim);
+  const conns = installConnectionCaps(server, lim);
+  const retirement = installRetirement(server);
   installHttp1Handlers(server, holder, name, lim, true);
   // Failed handshakes (protocol version, no shared cipher, bad client certificate, timeouts): nothing to answer.
   server.on('tlsClientError', (_err: Error, socket: TLSSocket) => { socket.destroy(); });
@@ -246,16 +316,17 @@ async function startSecureListener(holder: RuntimeHolder, name: string, address:
     applyLimits: (next) => applyHttp1Limits(server, next),
     close(deadlineMs) {
       return new Promise<void>((resolve) => {
-        const done = () => { clearTimeout(timer); tlsm.detach(server); tlsm.close(); resolve(); };
+        const done = () => { clearTimeout(timer); retirement.done(); tlsm.detach(server); tlsm.close(); resolve(); };
         const timer = setTimeout(() => {
           h2?.destroyAll();
           for (const s of sockets) s.destroy();
+          // raw TCP connections too: handshakes still in progress hold no TLS socket yet
+          for (const s of conns) s.destroy();
           done();
         }, deadlineMs);
         timer.unref();
-        server.close(() => done());
-        // HTTP/1.1 connections: idle ones now, the others after their response. HTTP/2: GOAWAY, open streams finish.
-        (server as http.Server).closeIdleConnections();
+        // HTTP/1.1: each connection closes after its next response or a short idle grace. HTTP/2: GOAWAY, open streams finish.
+        retirement.retire(deadlineMs, sockets, done);
         h2?.closeAll();
       });
     },
