@@ -15,6 +15,7 @@ import type { TlsManager } from '../tls/manager.js';
 import { GatewayHttp2Response, installHttp2Defences, resolveHttp2Limits, type Http2Defaults, type Http2SessionTracker } from '../tls/http2.js';
 import type { Logger } from '../observability/logger.js';
 import { silentLogger } from '../observability/logger.js';
+import { Counter, register } from 'prom-client';
 
 export type ListenerServer = http.Server | https.Server | Http2SecureServer;
 
@@ -76,9 +77,10 @@ export async function startListener(holder: RuntimeHolder, name: string, address
   server.maxHeadersCount = lim.maxHeaderCount + 1;
   server.maxConnections = lim.maxConnections;
   server.maxRequestsPerSocket = lim.maxRequestsPerConnection;
-  const conns = installConnectionCaps(server, lim);
+  const refusals = refusalRecorder(name, opts.logger ?? silentLogger);
+  const conns = installConnectionCaps(server, lim, refusals);
   const retirement = installRetirement(server);
-  installHttp1Handlers(server, holder, name, lim, false);
+  installHttp1Handlers(server, holder, name, lim, false, refusals);
   await listen(server, address, port);
 
   return {
@@ -116,15 +118,63 @@ function boundAddress(server: ListenerServer, address: string, port: number): { 
   return { address: a.address, port: a.port };
 }
 
+export type RefusalReason = 'bad-request' | 'headers-too-large' | 'request-timeout' | 'per-ip-cap' | 'max-connections';
+
+let refusalsCounter: Counter<'reason' | 'listener'> | undefined;
+function refusalsMetric(): Counter<'reason' | 'listener'> {
+  refusalsCounter ??= (register.getSingleMetric('portcullis_protocol_refusals_total') as Counter<'reason' | 'listener'> | undefined)
+    ?? new Counter({ name: 'portcullis_protocol_refusals_total', help: 'Requests and connections refused before a request existed (parser errors, head size or timeout, connection caps)', labelNames: ['reason', 'listener'] });
+  return refusalsCounter;
+}
+
+/** Log lines per (listener, reason) per window; the rest are counted and reported with the next line. */
+export const REFUSAL_LOG_BURST = 20;
+export const REFUSAL_LOG_WINDOW_MS = 10_000;
+
+export type RefusalRecorder = (reason: RefusalReason, clientIp: string, status?: number, requestId?: string) => void;
+
+/**
+ * Refusals that happen before a request object exists (llhttp's 400/431/408 via 'clientError', connections
+ * dropped at a connection cap) have no access-log line: each is counted in
+ * `portcullis_protocol_refusals_total{reason,listener}` and logged at warn level, at most REFUSAL_LOG_BURST
+ * lines per reason per 10 s; the next line logged carries how many were `suppressed`.
+ */
+export function refusalRecorder(listener: string, logger: Logger, now: () => number = Date.now): RefusalRecorder {
+  const c = refusalsMetric();
+  const windows = new Map<RefusalReason, { start: number; logged: number; suppressed: number }>();
+  return (reason, clientIp, status, requestId) => {
+    c.inc({ reason, listener });
+    const t = now();
+    let w = windows.get(reason);
+    if (w === undefined || t - w.start >= REFUSAL_LOG_WINDOW_MS) {
+      w = { start: t, logged: 0, suppressed: w?.suppressed ?? 0 };
+      windows.set(reason, w);
+    }
+    if (w.logged >= REFUSAL_LOG_BURST) { w.suppressed++; return; }
+    w.logged++;
+    const suppressed = w.suppressed;
+    w.suppressed = 0;
+    logger.warn({
+      event: 'protocol-refusal', listener, reason, client_ip: clientIp,
+      ...(status !== undefined ? { status } : {}),
+      ...(requestId !== undefined ? { request_id: requestId } : {}),
+      ...(suppressed > 0 ? { suppressed } : {}),
+    }, `refused before a request: ${reason}`);
+  };
+}
+
 /** Per-IP connection cap on raw TCP connections (before any TLS work). Returns the set of open raw connections. */
-function installConnectionCaps(server: ListenerServer, lim: ListenerLimitsResolved): Set<Socket> {
+function installConnectionCaps(server: ListenerServer, lim: ListenerLimitsResolved, refused: RefusalRecorder): Set<Socket> {
   const perIp = new Map<string, number>();
   const open = new Set<Socket>();
+  // Past `maxConnections` Node closes the connection itself and says so here.
+  server.on('drop', (data?: { remoteAddress?: string }) => refused('max-connections', data?.remoteAddress ?? ''));
   server.on('connection', (socket: Socket) => {
     const ip = socket.remoteAddress ?? '';
     const n = (perIp.get(ip) ?? 0) + 1;
     if (n > lim.maxConnectionsPerIp) {
       socket.destroy();
+      refused('per-ip-cap', ip);
       return;
     }
     perIp.set(ip, n);
@@ -200,7 +250,7 @@ function installRetirement(server: ListenerServer): Retirement {
 }
 
 /** Parser errors, upgrades, Expect and CONNECT on HTTP/1 connections (plain, or HTTP/1.1 over TLS). */
-function installHttp1Handlers(server: ListenerServer, holder: RuntimeHolder, name: string, lim: ListenerLimitsResolved, secure: boolean): void {
+function installHttp1Handlers(server: ListenerServer, holder: RuntimeHolder, name: string, lim: ListenerLimitsResolved, secure: boolean, refused: RefusalRecorder): void {
   server.on('clientError', (err: NodeJS.ErrnoException & { bytesParsed?: number }, socket: Socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) { socket.destroy(); return; }
     // A response already begun on this connection (the handler refused the request before the parser
@@ -214,13 +264,17 @@ function installHttp1Handlers(server: ListenerServer, holder: RuntimeHolder, nam
     }
     const header = holder.current.requestId.header;
     const id = randomUUID();
+    const ip = socket.remoteAddress ?? '';
     switch (err.code) {
       case 'HPE_HEADER_OVERFLOW':
+        refused('headers-too-large', ip, 431, id);
         return writeRawProblem(socket, 431, 'headers-too-large', `request head larger than ${lim.maxHeaderBytes} bytes`, id, header);
       case 'ERR_HTTP_REQUEST_TIMEOUT':
+        refused('request-timeout', ip, 408, id);
         return writeRawProblem(socket, 408, 'request-timeout', 'the request was not received in time', id, header);
       default:
         // Every other parser error (invalid header, bad chunking, CL+TE, obs-fold...) is a malformed request.
+        refused('bad-request', ip, 400, id);
         return writeRawProblem(socket, 400, 'bad-request', 'malformed HTTP request', id, header);
     }
   });
@@ -294,9 +348,10 @@ async function startSecureListener(holder: RuntimeHolder, name: string, address:
   (server as unknown as { connectionsCheckingInterval: number }).connectionsCheckingInterval = 1000;
   tlsm.attach(server);
 
-  const conns = installConnectionCaps(server, lim);
+  const refusals = refusalRecorder(name, logger);
+  const conns = installConnectionCaps(server, lim, refusals);
   const retirement = installRetirement(server);
-  installHttp1Handlers(server, holder, name, lim, true);
+  installHttp1Handlers(server, holder, name, lim, true, refusals);
   // Failed handshakes (protocol version, no shared cipher, bad client certificate, timeouts): nothing to answer.
   server.on('tlsClientError', (_err: Error, socket: TLSSocket) => { socket.destroy(); });
   // Every TLS connection, for the shutdown deadline (http2 servers have no closeAllConnections).
