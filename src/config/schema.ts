@@ -21,7 +21,7 @@ export const ListenerLimitsSchema = Obj({
   requestTimeoutMs: Type.Optional(Ms('Time allowed to receive the whole request; 408 after')),
   keepAliveTimeoutMs: Type.Optional(Ms('Idle time before a keep-alive connection is closed')),
   maxConnections: Type.Optional(PosInt('Maximum open connections on this listener')),
-  maxConnectionsPerIp: Type.Optional(PosInt('Maximum open connections from one client IP (socket peer)')),
+  maxConnectionsPerIp: Type.Optional(PosInt('Maximum open connections from one client IP (socket peer), per worker process: a node with N workers admits up to N times this')),
   maxRequestsPerConnection: Type.Optional(Type.Integer({ minimum: 0, description: '0 = unlimited' })),
 }, { description: 'Protocol limits; every field has a safe default' });
 export type ListenerLimits = Static<typeof ListenerLimitsSchema>;

@@ -230,7 +230,9 @@ function retire(old: GatewayRuntime, next: GatewayRuntime, logger: Logger, pool:
   };
   if (old.inflight.count === 0) return closeAll();
   // Requests of the old generation may still be between stages and about to dispatch: wait for them.
-  old.inflight.onIdle = closeAll;
+  // onIdle runs when the last one's response closes, before that request writes its access-log line:
+  // close on the next turn, once it has.
+  old.inflight.onIdle = () => { old.inflight.onIdle = undefined; setImmediate(closeAll); };
 }
 
 function upstreamLogger(logger: Logger) {

@@ -20,6 +20,9 @@ export interface RunOptions {
   config: GatewayConfig;
 }
 
+/** How long a reload waits for one worker's answer before sending the configuration to the next. */
+const RELOAD_ACK_TIMEOUT_MS = 30_000;
+
 export function workerCount(cfg: GatewayConfig): number {
   const w = cfg.server?.workers ?? 1;
   return w === 'auto' ? Math.max(1, availableParallelism()) : w;
@@ -81,6 +84,8 @@ export async function runGateway(opts: RunOptions): Promise<void> {
   const statePrimary = new StatePrimary();
   log.info({ workers: n }, `starting ${n} worker${n === 1 ? '' : 's'}`);
 
+  // Reload acknowledgements ('reloaded' or 'reload-failed') awaited per worker, see `reload` below.
+  const acks = new Map<number, () => void>();
   const sendConfig = (w: Worker) => {
     try { w.send({ type: 'config', generation, config: cfg, baseDir: dirname(opts.configPath) } satisfies ToWorker); } catch { /* it is gone; exit handler forks */ }
   };
@@ -96,8 +101,8 @@ export async function runGateway(opts: RunOptions): Promise<void> {
         case 'ready':
           if (!everReady) { everReady = true; startup?.resolve(); }
           break;
-        case 'reloaded': log.info({ worker: w.id, generation: m.generation }, 'worker reloaded'); break;
-        case 'reload-failed': log.error({ worker: w.id, generation: m.generation, error: m.error }, 'worker kept its configuration'); break;
+        case 'reloaded': log.info({ worker: w.id, generation: m.generation }, 'worker reloaded'); acks.get(w.id)?.(); break;
+        case 'reload-failed': log.error({ worker: w.id, generation: m.generation, error: m.error }, 'worker kept its configuration'); acks.get(w.id)?.(); break;
         case 'start-failed':
           // Before anything ever served, a start failure (port taken, ...) is fatal, not a crash loop.
           if (!everReady) startup?.reject(new Error(m.error));
@@ -147,7 +152,19 @@ export async function runGateway(opts: RunOptions): Promise<void> {
     cfg = next;
     generation++;
     log.info({ generation }, 'configuration validated; sending it to the workers');
-    for (const w of Object.values(cluster.workers ?? {})) if (w) sendConfig(w);
+    // One worker at a time: a listener a reload replaces closes its port in that worker before the new
+    // one listens, and if every worker did so at once the primary would close the shared listening socket,
+    // resetting the connections waiting in its accept queue. Staggered, another worker always listens.
+    for (const w of Object.values(cluster.workers ?? {})) {
+      if (w === undefined || w.isDead()) continue;
+      await new Promise<void>((resolve) => {
+        const done = () => { clearTimeout(t); acks.delete(w.id); w.off('exit', done); resolve(); };
+        const t = setTimeout(done, RELOAD_ACK_TIMEOUT_MS);
+        acks.set(w.id, done);
+        w.once('exit', done);
+        sendConfig(w);
+      });
+    }
   });
   process.on('SIGHUP', reload);
   const watcher = opts.config.server?.watchConfig !== false ? watchConfig(opts.configPath, reload) : undefined;

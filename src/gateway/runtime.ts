@@ -68,7 +68,7 @@ export interface ListenerLimitsResolved {
 export interface ListenerRuntime {
   readonly config: ListenerConfig;
   readonly limits: ListenerLimitsResolved;
-  /** Strict-Transport-Security value for every response (TLS listeners; undefined = none), see src/stages/transport-security */
+  /** Strict-Transport-Security value for every response (TLS listeners; undefined = none), see src/server/transport-security */
   readonly hsts: string | undefined;
   /** plain-HTTP listener that redirects to https or refuses, decided before routing; undefined = serve */
   readonly plaintext: PlaintextPolicy | undefined;

@@ -6,6 +6,9 @@ import { createLogger } from '../observability/logger.js';
 import type { GatewayConfig } from '../config/schema.js';
 import type { ToPrimary, ToWorker } from './messages.js';
 
+/** After shutdownTimeoutMs, the little a worker gets to close pools and stores before it exits anyway. */
+const HARD_EXIT_GRACE_MS = 500;
+
 export async function runWorker(): Promise<void> {
   const log = createLogger().child({ worker: cluster.worker?.id });
   const send = (m: ToPrimary) => { if (process.connected) process.send?.(m); };
@@ -16,7 +19,15 @@ export async function runWorker(): Promise<void> {
   const stop = async () => {
     if (stopping) return;
     stopping = true;
-    if (gw) await gw.close(cfg?.server?.shutdownTimeoutMs ?? 30_000);
+    const deadline = cfg?.server?.shutdownTimeoutMs ?? 30_000;
+    // The listeners cut every connection at the deadline; whatever still hangs after it (an upstream pool
+    // or a state store that does not close) must not hold the process until the primary's SIGKILL.
+    // Exiting flushes the access log (its 'exit' hook).
+    setTimeout(() => {
+      log.error({ deadlineMs: deadline }, 'drain still running past the shutdown deadline; exiting now');
+      process.exit(1);
+    }, deadline + HARD_EXIT_GRACE_MS);
+    if (gw) await gw.close(deadline);
     process.exit(0);
   };
 

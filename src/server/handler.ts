@@ -171,12 +171,13 @@ function onResponseClose(this: ServerResponse): void {
   const ctx = (this as CtxResponse)[kCtx];
   const rt = ctx?.runtime;
   if (ctx === undefined || rt === undefined) return;
-  if (--rt.inflight.count === 0 && rt.inflight.onIdle !== undefined) rt.inflight.onIdle();
   if (!this.writableFinished) {
     ctx.outcome ??= 'client-closed';
     if (ctx.upstream !== undefined) ctx.upstream.abortFromClient();
   }
   finishExchange(ctx, ctx.route?.onDone);
+  // Last: a retiring generation may close its access log once idle, and this request has logged by now.
+  if (--rt.inflight.count === 0 && rt.inflight.onIdle !== undefined) rt.inflight.onIdle();
 }
 
 function onUpgradeSocketClose(this: Socket): void {

@@ -133,6 +133,18 @@ return out
 /** Most requests per script call: bounds one call's run time on Redis (a bigger turn is split). */
 export const RATE_LIMIT_BATCH_MAX = 256;
 
+/**
+ * Most commands awaiting a reply on the connection. A Redis that hangs (stopped, partitioned) keeps the
+ * connection open: commands time out for their callers but stay queued in ioredis (replies are matched
+ * in order) and in the socket's write buffer, so under load memory grew by the request rate for as long
+ * as the outage lasted. Past this, operations fail at once without being sent.
+ */
+export const MAX_PENDING_COMMANDS = 128;
+
+/** Shared by every operation refused while Redis is unreachable: no per-request Error (stack) or ioredis command. */
+const NOT_CONNECTED = Object.freeze(new Error('redis state store not connected'));
+const BACKLOG_FULL = Object.freeze(new Error('redis state store backlog full (redis not answering)'));
+
 interface RateLimitCommand {
   portcullisRateLimit(numKeys: number, ...keysAndArgv: string[]): Promise<number[]>;
 }
@@ -213,6 +225,9 @@ export function failFastRedisOptions(commandTimeoutMs: number): RedisOptions & {
     commandTimeout: Math.max(1, commandTimeoutMs),
     connectTimeout: 5000,
     retryStrategy: (times) => Math.min(times * 100, 2000),
+    // A command that timed out was already answered (failed) to its caller: after a reconnect it must not
+    // run anyway (a rate-limit script would count requests long since refused), nor be held until then.
+    autoResendUnfulfilledCommands: false,
   };
 }
 
@@ -288,7 +303,17 @@ export class RedisStateStore implements StateStore {
     this.client.disconnect();
   }
 
+  /** Undefined when a command may be sent now; else the error to fail with, without sending anything. */
+  private unavailable(): Error | undefined {
+    const c = this.client;
+    if (c.status !== 'ready') return NOT_CONNECTED;
+    if (!this.cluster && (c as Redis).commandQueue.length >= MAX_PENDING_COMMANDS) return BACKLOG_FULL;
+    return undefined;
+  }
+
   async claimOnce(key: string, ttlMs: number): Promise<boolean> {
+    const down = this.unavailable();
+    if (down !== undefined) throw down;
     const r = await this.client.set(redisKey(this.prefix, key), '1', 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX');
     return r === 'OK';
   }
@@ -316,6 +341,11 @@ export class RedisStateStore implements StateStore {
     this.rateFlushScheduled = false;
     const queue = this.rateQueue;
     this.rateQueue = [];
+    const down = this.unavailable();
+    if (down !== undefined) {
+      for (const p of queue) p.reject(down);
+      return;
+    }
     if (this.cluster) { this.sendBySlot(queue); return; }
     this.sendInBatches(queue);
   };

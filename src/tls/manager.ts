@@ -96,7 +96,9 @@ export function createTlsManager(listenerName: string, cfg: ListenerTlsConfig, o
   const base: tls.SecureContextOptions = {
     minVersion,
     ciphers: policy.ciphers,
-    honorCipherOrder: true,
+    // Every suite the policy admits is forward-secret AEAD: the client picks among them (Mozilla: "client
+    // chooses"), e.g. ChaCha20 on hardware without AES instructions. OpenSSL has one switch for TLS 1.2 and 1.3.
+    honorCipherOrder: false,
     secureOptions: SECURE_OPTIONS,
     sessionIdContext,
   };

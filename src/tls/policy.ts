@@ -23,7 +23,8 @@ const BY_NAME = new Map(SUITES.map((s) => [s.name.toUpperCase(), s]));
 /** TLS 1.3 suites: all AEAD with ephemeral key exchange. CCM_8 (64-bit tag) is not offered. */
 const TLS13_ALLOWED = new Set(['TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256', 'TLS_AES_128_GCM_SHA256', 'TLS_AES_128_CCM_SHA256']);
 const TLS13_KNOWN = new Set([...TLS13_ALLOWED, 'TLS_AES_128_CCM_8_SHA256']);
-export const DEFAULT_TLS13_SUITES: readonly string[] = ['TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256', 'TLS_AES_128_GCM_SHA256'];
+/** Mozilla's modern order. The client's preference decides among them (manager.ts: honorCipherOrder off). */
+export const DEFAULT_TLS13_SUITES: readonly string[] = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'];
 
 /** The TLS 1.2 suites used when none are configured (Mozilla "intermediate", TLS 1.2 part). */
 export const DEFAULT_TLS12_SUITES: readonly string[] = [
