@@ -1,7 +1,7 @@
 // Reference proxy ("Node ceiling"): node:http front + undici Pool driven through the low-level dispatch
 // handler API -- no per-request Readable or stream.pipeline(). Strips hop-by-hop headers and streams the
 // body with backpressure (pause on a full socket, resume on 'drain'). Same design as
-// /work/shared/bench/node/ceiling.js (research/perf-baseline.md), as ESM.
+// ../shared/bench/node/ceiling.js (../shared/research/perf-baseline.md; paths relative to the project root), as ESM.
 // Usage: UPSTREAM=http://127.0.0.1:9002 PORT=8084 node bench/reference-proxy.mjs
 import http from 'node:http';
 import { Pool } from 'undici';

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm run bench`: Portcullis against a reference Node proxy, behind one node:http backend, measured with wrk.
-// Method: /work/shared/research/perf-baseline.md (layout "split": CPU0 = wrk + backend, CPU1 = system under test).
+// Method: ../shared/research/perf-baseline.md, relative to the project root (layout "split": CPU0 = wrk + backend, CPU1 = system under test).
 // See bench/README.md for how to read the output. Plain ESM JavaScript: no build step for the harness itself.
 //
 // Env knobs: ROUNDS [3]  DURATION [10] (s)  WARMUP [2] (s)  CONNECTIONS [50]  SYSTEMS [all] (comma list)

@@ -1,5 +1,5 @@
 // The proxy: one ProxyExchange per request drives undici's dispatch handler API directly. No per-request
-// Readable or stream.pipeline (2.4x the CPU on Node 20, see shared/research/perf-baseline.md): the client
+// Readable or stream.pipeline (2.4x the CPU on Node 20, see ../shared/research/perf-baseline.md): the client
 // request is handed to undici as the body stream, and response chunks are written straight to the client
 // with pause/resume backpressure.
 import type { Dispatcher } from 'undici';
