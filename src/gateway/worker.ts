@@ -5,6 +5,7 @@ import { Gateway } from './gateway.js';
 import { createLogger } from '../observability/logger.js';
 import type { GatewayConfig } from '../config/schema.js';
 import type { ToPrimary, ToWorker } from './messages.js';
+import { serveWorkerMetrics } from '../observability/node-metrics.js';
 
 /** After shutdownTimeoutMs, the little a worker gets to close pools and stores before it exits anyway. */
 const HARD_EXIT_GRACE_MS = 500;
@@ -66,6 +67,8 @@ export async function runWorker(): Promise<void> {
     });
   };
 
+  // the primary merges every worker's metrics for a scrape (src/observability/node-metrics.ts)
+  serveWorkerMetrics();
   process.on('message', (m: ToWorker) => {
     if (m?.type === 'config') apply(m.config, m.generation, m.baseDir);
     else if (m?.type === 'shutdown') void stop();

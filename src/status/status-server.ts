@@ -2,10 +2,11 @@
 // 127.0.0.1 by default because it is an operator surface, not part of the public API.
 import http from 'node:http';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { register } from 'prom-client';
 import type { RuntimeHolder } from '../server/handler.js';
 import { purgeAll, cacheStoresOf, broadcastPurge, type PurgeSpec } from '../services/cache-purge.js';
 import { bindError } from '../server/bind-error.js';
+import { nodeMetrics, metricsContentType } from '../observability/node-metrics.js';
+import { NODE_WORKERS_ENV } from '../state/index.js';
 
 export interface StatusServer {
   address(): { address: string; port: number };
@@ -47,6 +48,7 @@ export interface StatusServerOptions {
 
 export async function startStatusServer(holder: RuntimeHolder, address: string, port: number, opts: StatusServerOptions = {}): Promise<StatusServer> {
   const adminToken = (): string | undefined => resolveAdminToken(opts.adminToken?.());
+  const workers = Number(process.env[NODE_WORKERS_ENV] ?? '1') || 1;
   const server = http.createServer({ requestTimeout: 5000, headersTimeout: 5000 }, (req, res) => {
     const send = (status: number, body: unknown) => {
       const text = JSON.stringify(body);
@@ -69,12 +71,15 @@ export async function startStatusServer(holder: RuntimeHolder, address: string, 
         : send(503, { status: 'not ready', generation: rt.generation, unhealthy_upstreams: notReady });
     }
     if (path === '/metrics') {
-      // Prometheus text format from this process's default registry (certificate expiry, …). In cluster
-      // mode each worker answers for itself on the shared status port.
-      register.metrics().then((text) => {
-        res.writeHead(200, { 'content-type': register.contentType, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+      // Prometheus text format for the whole node: in cluster mode the primary merges every worker's
+      // registry (src/observability/node-metrics.ts), whichever worker got the scrape.
+      nodeMetrics(workers).then((text) => {
+        res.writeHead(200, { 'content-type': metricsContentType, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
         res.end(req.method === 'HEAD' ? undefined : text);
-      }, () => send(500, { status: 'metrics unavailable' }));
+      }, (err: unknown) => {
+        holder.current.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'metrics unavailable');
+        send(500, { status: 'metrics unavailable' });
+      });
       return;
     }
     send(404, { status: 'not found' });
