@@ -299,16 +299,7 @@ export async function runKeys(values: OptionValues, positionals: readonly string
       case 'import': {
         // The key comes from stdin or --file, never from the command line: argv is visible to every user in
         // `ps` and lands in shell history.
-        const consumer = consumerId(typeof values.consumer === 'string' ? values.consumer : undefined, command, '--consumer');
-        const now = Date.now();
-        const k = {
-          consumerId: consumer,
-          scopes: scopesOpt(values.scopes, command) ?? null,
-          cidrs: cidrsOpt(values.cidr, command) ?? null,
-          origins: originsOpt(values.origin, command) ?? null,
-          expiresAt: typeof values.expires === 'string' ? parseExpiry(values.expires, now, command) : null,
-          enabled: values.disabled !== true,
-        };
+        const k = keyOptions(values, command);
         const pepper = pepperOf(c);
         const source = typeof values.file === 'string' ? values.file : 'stdin';
         let raw: string;
@@ -336,16 +327,7 @@ export async function runKeys(values: OptionValues, positionals: readonly string
         return 0;
       }
       case 'create': {
-        const consumer = consumerId(typeof values.consumer === 'string' ? values.consumer : undefined, command, '--consumer');
-        const now = Date.now();
-        const k = {
-          consumerId: consumer,
-          scopes: scopesOpt(values.scopes, command) ?? null,
-          cidrs: cidrsOpt(values.cidr, command) ?? null,
-          origins: originsOpt(values.origin, command) ?? null,
-          expiresAt: typeof values.expires === 'string' ? parseExpiry(values.expires, now, command) : null,
-          enabled: values.disabled !== true,
-        };
+        const k = keyOptions(values, command);
         const pepper = pepperOf(c);
         const key = generateApiKey();
         const row = await withStore(c, command, (s) => s.createKey({ ...k, hash: hashApiKey(pepper, key), hint: keyHint(key) }), true);
@@ -472,4 +454,16 @@ export async function runConsumers(values: OptionValues, positionals: readonly s
     throw e;
   }
   return 2;
+}
+
+/** The new key's record fields from `keys create` / `keys import` options (the same options, the same rules). */
+function keyOptions(values: Readonly<Record<string, string | boolean | undefined>>, command: string) {
+  return {
+    consumerId: consumerId(typeof values.consumer === 'string' ? values.consumer : undefined, command, '--consumer'),
+    scopes: scopesOpt(values.scopes, command) ?? null,
+    cidrs: cidrsOpt(values.cidr, command) ?? null,
+    origins: originsOpt(values.origin, command) ?? null,
+    expiresAt: typeof values.expires === 'string' ? parseExpiry(values.expires, Date.now(), command) : null,
+    enabled: values.disabled !== true,
+  };
 }
