@@ -267,6 +267,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       body = out;
     }
     // The body may have changed: its length is the gateway's to state (no chunked framing from upstream).
+    // A HEAD reply has no body to measure, and the upstream's length may no longer hold once a stage
+    // rewrites the body: it goes without one (RFC 9110 8.6 allows that).
     list.remove('content-length');
     const head = ctx.req.method === 'HEAD';
     if (!head && held.status !== 204 && held.status !== 304) list.append('content-length', body.length);
