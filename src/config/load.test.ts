@@ -242,6 +242,57 @@ describe('loadConfigText: syntax errors', () => {
     assert.ok(rest.every((x) => x.line !== undefined));
   });
 
+  // Indentation: the offending line is quoted, the column points at its first character, and the hint
+  // names the column the neighbouring keys use (or the missing "- "). One error, not the parser's echoes.
+  const ROUTES = 'listeners: [{ name: main, port: 0 }]\nupstreams: { a: { targets: [{ url: "http://127.0.0.1:9" }] } }\nroutes:\n  - id: r\n    match: { pathPrefix: / }\n';
+
+  it('a key inside routes: indented one column too far', () => {
+    const errs = errorsOf(loadConfigText(`${ROUTES}     upstream: a\n`, FILE, {}));
+    assert.deepEqual(errs.map(formatIssue), [
+      '/virtual/conf/gw.yaml:6:6: All mapping items must start at the same column: line 6 "     upstream: a" starts at column 6, but the keys above it start at column 5 (line 5); check the indentation',
+    ]);
+  });
+
+  it('a key inside routes: indented one column short', () => {
+    const errs = errorsOf(loadConfigText(`${ROUTES}   upstream: a\n`, FILE, {}));
+    assert.deepEqual(errs.map(formatIssue), [
+      '/virtual/conf/gw.yaml:6:4: Sequence item without - indicator: line 6 "   upstream: a" starts at column 4, but the keys above it start at column 5 (line 5); check the indentation',
+    ]);
+  });
+
+  it('between two levels, both are named', () => {
+    const text = 'routes:\n  - id: r\n    match:\n      pathPrefix: /\n     upstream: a\n';
+    assert.deepEqual(errorsOf(loadConfigText(text, FILE, {})).map((e) => e.message), [
+      'All mapping items must start at the same column: line 5 "     upstream: a" starts at column 6, but the keys above it start at column 7 (line 4) or column 5 (line 3); check the indentation',
+    ]);
+  });
+
+  it('a list item without its "-"', () => {
+    const errs = errorsOf(loadConfigText(`${ROUTES}    upstream: a\n  id: r2\n    match: { pathPrefix: /b }\n    upstream: a\n`, FILE, {}));
+    assert.deepEqual(errs.map(formatIssue), [
+      '/virtual/conf/gw.yaml:7:3: All mapping items must start at the same column: line 7 "  id: r2" starts at column 3, where the list items above it start with "- " (line 4); is its "- " missing?',
+    ]);
+    const two = errorsOf(loadConfigText('listeners:\n  - name: main\n    port: 0\n  name: other\nroutes: []\n', FILE, {}));
+    assert.deepEqual(brief(two), [[4, 3, '', 'All mapping items must start at the same column: line 4 "  name: other" starts at column 3, where the list items above it start with "- " (line 2); is its "- " missing?']]);
+  });
+
+  it('tabs as indentation', () => {
+    const errs = errorsOf(loadConfigText(`${ROUTES}\tupstream: a\n`, FILE, {}));
+    assert.deepEqual(errs.map(formatIssue), [
+      '/virtual/conf/gw.yaml:6:1: Tabs are not allowed as indentation: line 6 "\\tupstream: a" is indented with a tab; YAML indentation must be spaces (the keys above it start at column 5, line 5)',
+    ]);
+    // the lines after the tab are right: the parser's complaints about them are not repeated
+    const after = errorsOf(loadConfigText('listeners: [{ name: main, port: 0 }]\nroutes:\n  - id: r\n\tmatch: { pathPrefix: / }\n    upstream: a\n', FILE, {}));
+    assert.deepEqual(after.map((e) => [e.line, e.message.split(':')[0]]), [[4, 'Tabs are not allowed as indentation']]);
+  });
+
+  it('other syntax errors quote the offending line too, on one line', () => {
+    const [e] = errorsOf(loadConfigText('routes:\n  - id: r\n    upstream a\n    match: {}\n', FILE, {}));
+    assert.equal(formatIssue(e!), '/virtual/conf/gw.yaml:3:5: Implicit keys need to be on a single line (line 3 "    upstream a")');
+    const [f] = errorsOf(loadConfigText('listeners:\n  - name: a\n    port: [1, 2\nroutes: []\n', FILE, {}));
+    assert.match(f!.message, /^Flow sequence in block collection must be sufficiently indented and end with a \] \(line 4 "routes: \[\]"\)$/);
+  });
+
   it('treats duplicate YAML keys as errors, naming the key', () => {
     const text = rep(VALID, '    port: 8080\n', '    port: 8080\n    port: 8081\n');
     assert.deepEqual(brief(errorsOf(loadConfigText(text, FILE, {}))), [[5, 5, '', 'duplicate key "port"']]);

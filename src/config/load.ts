@@ -296,6 +296,90 @@ function offsetToLineCol(text: string, offset: number): { line: number; column: 
   return { line, column: offset - lineStart + 1 };
 }
 
+// ---------------------------------------------------------------- YAML syntax errors
+
+/** The yaml package's errors that almost always mean a line is indented wrongly (or lacks its "- "). */
+function isIndentationError(code: string, message: string): boolean {
+  if (code === 'TAB_AS_INDENT') return true;
+  // BAD_INDENT also covers unterminated flow collections and block scalars: not a matter of columns
+  if (code === 'BAD_INDENT') return /^All (mapping|sequence) items must start at the same column/.test(message);
+  return code === 'MISSING_CHAR' && /^(Sequence item without - indicator|Implicit map keys need to be followed by map values)/.test(message);
+}
+
+/** A source line as it appears in a message: quoted (a tab shows as \t), long lines cut. */
+function quoteLine(text: string): string {
+  return JSON.stringify(text.length > 80 ? `${text.slice(0, 77)}...` : text);
+}
+
+interface LineShape { indent: number; item: boolean; key: number; blank: boolean; tab: boolean }
+
+/** Leading whitespace, whether the line is a list item (`- `), and where its key starts (0-based). */
+function shapeOf(text: string): LineShape {
+  const ws = /^[ \t]*/.exec(text)?.[0] ?? '';
+  const rest = text.slice(ws.length);
+  const blank = rest === '' || rest.startsWith('#');
+  const m = /^-( +|$)/.exec(rest);
+  let key = ws.length;
+  // "- - x" and "- key: v": the key is after every dash
+  if (m) { const d = /^(?:-(?: +|$))+/.exec(rest)?.[0] ?? ''; key = ws.length + d.length; }
+  return { indent: ws.length, item: m !== null, key, blank, tab: ws.includes('\t') };
+}
+
+/**
+ * The indentation levels open at a line: walking up from the line before it, each line less indented than
+ * everything since opens a level (its key column; for a list item also the column of its "-").
+ */
+function openLevels(lines: readonly string[], index: number): { keys: { col: number; line: number }[]; items: { col: number; line: number }[] } {
+  const keys: { col: number; line: number }[] = [];
+  const items: { col: number; line: number }[] = [];
+  let min = Number.POSITIVE_INFINITY;
+  for (let j = index - 1; j >= 0 && min > 0; j--) {
+    const s = shapeOf(lines[j] ?? '');
+    if (s.blank || s.tab) continue;
+    if (s.item) {
+      if (s.key < min && s.key > s.indent) keys.push({ col: s.key, line: j + 1 });
+      if (s.indent < min) { items.push({ col: s.indent, line: j + 1 }); min = s.indent; }
+    } else if (s.indent < min) {
+      keys.push({ col: s.indent, line: j + 1 });
+      min = s.indent;
+    }
+  }
+  return { keys, items };
+}
+
+/**
+ * A YAML syntax error with the offending line quoted and, for indentation problems, which column the
+ * neighbouring keys (or list items) use. `column` (1-based) points at the line's first character when the
+ * problem is the indentation; `followOn` marks an indentation error on a line whose indentation matches
+ * an open level (a consequence of an earlier error, dropped when one was reported).
+ */
+export function explainYamlError(lines: readonly string[], code: string, message: string, line: number): { message: string; column?: number; followOn?: boolean } {
+  const text = lines[line - 1];
+  if (text === undefined) return { message };
+  const where = `line ${line} ${quoteLine(text)}`;
+  if (!isIndentationError(code, message)) return { message: text.trim() === '' ? message : `${message} (${where})` };
+  const s = shapeOf(text);
+  const { keys, items } = openLevels(lines, line - 1);
+  const at = s.indent + 1;
+  if (s.tab) {
+    const k = keys[0];
+    return { message: `${message}: ${where} is indented with a tab; YAML indentation must be spaces${k !== undefined ? ` (the keys above it start at column ${k.col + 1}, line ${k.line})` : ''}` };
+  }
+  const sameItem = items.find((i) => i.col === s.indent);
+  if (sameItem !== undefined && !s.item) {
+    return { message: `${message}: ${where} starts at column ${at}, where the list items above it start with "- " (line ${sameItem.line}); is its "- " missing?`, column: at };
+  }
+  if (keys.some((k) => k.col === s.indent) || (s.item && sameItem !== undefined)) {
+    return { message: `${message}: ${where}; check the indentation of the lines above it`, column: at, followOn: true };
+  }
+  // the level the line was most likely meant for: the nearest key column (both when two are as near)
+  const dist = Math.min(...keys.map((k) => Math.abs(k.col - s.indent)));
+  const near = keys.filter((k) => Math.abs(k.col - s.indent) === dist);
+  if (near.length === 0) return { message: `${message}: ${where}; check the indentation`, column: at };
+  const cols = near.map((k) => `column ${k.col + 1} (line ${k.line})`).join(' or ');
+  return { message: `${message}: ${where} starts at column ${at}, but the keys above it start at ${cols}; check the indentation`, column: at };
+}
+
 // ---------------------------------------------------------------- nesting depth
 
 /**
@@ -520,6 +604,28 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
     const message = key !== undefined ? `duplicate key ${JSON.stringify(key)}` : (e.message.split('\n')[0] ?? e.message);
     return { file, path: '', message, severity, line, column: col };
   };
+  /**
+   * Syntax errors with the offending line quoted and indentation hints. One error per line once an
+   * indentation error is reported there, and no "follow-on" ones after it (the parser reports a wrong
+   * indentation again on the lines that follow, which are right).
+   */
+  const yamlErrors = (): ConfigIssue[] => {
+    const lines = src.split(/\r?\n/);
+    const out: ConfigIssue[] = [];
+    const indentLines = new Set<number>();
+    for (const e of doc.errors) {
+      const issue = yamlIssue(e, 'error');
+      if (e.code === 'DUPLICATE_KEY' || issue.line === undefined) { out.push(issue); continue; }
+      if (indentLines.has(issue.line)) continue;
+      const x = explainYamlError(lines, e.code, issue.message, issue.line);
+      if (isIndentationError(e.code, issue.message)) {
+        if (x.followOn === true && indentLines.size > 0) continue;
+        indentLines.add(issue.line);
+      }
+      out.push({ ...issue, message: x.message, ...(x.column !== undefined ? { column: x.column } : {}) });
+    }
+    return out;
+  };
 
   if (extname(file).toLowerCase() === '.json') {
     let value: unknown;
@@ -541,7 +647,7 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
   }
 
   if (doc.errors.length > 0) {
-    return { ok: false, file, errors: doc.errors.map((e) => yamlIssue(e, 'error')), warnings: doc.warnings.map((w) => yamlIssue(w, 'warning')) };
+    return { ok: false, file, errors: yamlErrors(), warnings: doc.warnings.map((w) => yamlIssue(w, 'warning')) };
   }
   if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) return single(file, 'configuration file is empty');
   const locate = makeLocate(doc, lc);

@@ -9,7 +9,7 @@
 //   aggregator    src/config/schema.ts, src/config/semantic.ts: they assemble the per-stage config schemas and
 //                 semantic checks, so they may import src/stages/ (until the stage registry does it)
 //   stages        src/stages/
-//   orchestration src/pipeline, src/gateway, src/server, src/proxy, src/status, src/cli
+//   orchestration src/index.ts (the public API), src/pipeline, src/gateway, src/server, src/proxy, src/status, src/cli
 // Rules:
 //   1. only stages, aggregators and orchestration import src/stages/
 //   2. foundations do not import orchestration
@@ -27,7 +27,7 @@ type Layer = 'foundation' | 'aggregator' | 'stages' | 'orchestration';
 
 const AGGREGATORS = new Set(['src/config/schema.ts', 'src/config/semantic.ts']);
 const FOUNDATIONS = ['src/net/', 'src/config/', 'src/identity/', 'src/state/', 'src/services/', 'src/observability/', 'src/tls/', 'src/upstream/', 'src/routing/', 'src/body/', 'src/version.ts'];
-const ORCHESTRATION = ['src/pipeline/', 'src/gateway/', 'src/server/', 'src/proxy/', 'src/status/', 'src/cli/'];
+const ORCHESTRATION = ['src/index.ts', 'src/pipeline/', 'src/gateway/', 'src/server/', 'src/proxy/', 'src/status/', 'src/cli/'];
 /** foundations that may value-import an aggregator */
 const AGGREGATOR_USERS = new Set(['src/config/load.ts']);
 

@@ -1,5 +1,5 @@
 // The rate-limit stage in a real in-process gateway (memory store, synchronous path): 429 problem body
-// and headers, RateLimit headers on success, keys by IP / consumer / claim, spoofed X-Forwarded-For,
+// and headers, RateLimit headers on success, keys by IP / consumer / API key / claim, spoofed X-Forwarded-For,
 // stacked limits, consumer plans, throttling (delay, then 429).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +10,8 @@ import { newSigningKey, signWith } from '../helpers/oidc.js';
 import { SecurityEventBus, type SecurityEvent } from '../../src/observability/security-events.js';
 import { rateLimitIssues } from '../../src/stages/rate-limit/semantic.js';
 import type { GatewayConfig } from '../../src/config/schema.js';
+import { generateApiKey, hashApiKey } from '../../src/identity/api-keys/format.js';
+import { PEPPER } from '../helpers/keys.js';
 
 const ISS = 'https://idp.rl.test';
 const key = await newSigningKey('ES256', 'rl-1');
@@ -18,10 +20,14 @@ const events = new SecurityEventBus();
 const seen: SecurityEvent[] = [];
 events.subscribe((e) => seen.push(e));
 const jwtAuth = { methods: [{ jwt: { issuers: ['idp'] } }] };
+// two API keys of one consumer: keyed by apiKey they are two clients, not one
+const daveKeys = [generateApiKey(), generateApiKey()] as const;
 const cfg = config({
   identity: {
     issuers: { idp: { issuer: ISS, keys: [{ jwk: key.publicJwk }], algorithms: ['ES256'], audiences: ['rl-api'], consumerClaim: 'sub' } },
-    consumers: [{ id: 'alice', metadata: { plan: 'gold' } }, { id: 'bob' }, { id: 'carol', metadata: { plan: 'gold' } }],
+    pepper: PEPPER,
+    consumers: [{ id: 'alice', metadata: { plan: 'gold' } }, { id: 'bob' }, { id: 'carol', metadata: { plan: 'gold' } },
+      { id: 'dave', apiKeys: daveKeys.map((k, i) => ({ id: `kd${i + 1}`, hash: hashApiKey(PEPPER, k) })) }],
   },
   rateLimiting: {
     plans: { gold: { limits: [{ name: 'gold', limit: 4, windowMs: 60_000 }] }, free: { limits: [{ name: 'free', limit: 1, windowMs: 60_000 }] } },
@@ -33,6 +39,7 @@ const cfg = config({
     { id: 'tenant', match: { pathPrefix: '/tenant' }, upstream: 'up', rateLimit: { limits: [{ limit: 1, windowMs: 60_000, by: [{ header: 'X-Tenant' }, 'ip'] }] } },
     { id: 'quiet', match: { pathPrefix: '/quiet' }, upstream: 'up', rateLimit: { headers: false, limits: [{ limit: 1, windowMs: 60_000 }] } },
     { id: 'consumer', match: { pathPrefix: '/consumer' }, upstream: 'up', authentication: jwtAuth, rateLimit: { limits: [{ limit: 2, windowMs: 60_000, by: ['consumer'] }] } },
+    { id: 'apikey', match: { pathPrefix: '/apikey' }, upstream: 'up', authentication: { methods: [{ apiKey: {} }] }, rateLimit: { limits: [{ limit: 2, windowMs: 60_000, by: ['apiKey'] }] } },
     { id: 'claim', match: { pathPrefix: '/claim' }, upstream: 'up', authentication: jwtAuth, rateLimit: { limits: [{ limit: 2, windowMs: 60_000, by: [{ claim: 'org.id' }] }] } },
     { id: 'stacked', match: { pathPrefix: '/stacked' }, upstream: 'up', rateLimit: { limits: [{ name: 'burst', algorithm: 'token-bucket', limit: 1, windowMs: 60_000, burst: 3 }, { name: 'global', limit: 5, windowMs: 60_000, by: ['route'] }] } },
     { id: 'plans', match: { pathPrefix: '/plans' }, upstream: 'up', authentication: { ...jwtAuth, anonymous: true }, rateLimit: { plans: true } },
@@ -119,6 +126,20 @@ test('limit by consumer: each consumer has its own bucket', async () => {
   assert.deepEqual([(await get(`${base}/consumer`, { headers: alice })).status, (await get(`${base}/consumer`, { headers: alice })).status, (await get(`${base}/consumer`, { headers: alice })).status], [200, 200, 429]);
   assert.equal((await get(`${base}/consumer`, { headers: bob })).status, 200);
   assert.equal(seen.at(-1)!.consumer, 'alice');
+});
+
+test('limit by apiKey: each key has its own bucket (two keys of one consumer too); the same key shares one', async () => {
+  const k1 = { 'x-api-key': daveKeys[0] };
+  const k2 = { 'x-api-key': daveKeys[1] };
+  const statuses = async (h: Record<string, string>, n: number) => { const out: number[] = []; for (let i = 0; i < n; i++) out.push((await get(`${base}/apikey`, { headers: h })).status); return out; };
+  assert.deepEqual(await statuses(k1, 3), [200, 200, 429]);
+  assert.deepEqual([seen.at(-1)!.type, seen.at(-1)!.route], ['rate-limit', 'apikey']);
+  // the other key of the same consumer: a fresh bucket, used up on its own
+  assert.deepEqual(await statuses(k2, 3), [200, 200, 429]);
+  // and the first key's bucket is still empty
+  assert.deepEqual(await statuses(k1, 1), [429]);
+  // an unknown key is refused by authentication, before any bucket
+  assert.equal((await get(`${base}/apikey`, { headers: { 'x-api-key': generateApiKey() } })).status, 401);
 });
 
 test('limit by claim: identities with the same claim value share a bucket', async () => {
