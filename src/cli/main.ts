@@ -253,6 +253,9 @@ async function main(argv: readonly string[], io: Io): Promise<number> {
   }
 }
 
+// `portcullis … | head` closes the pipe early: that is the reader's choice, not an error worth a stack trace.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0); else throw e; });
+
 const io: Io = {
   out: (line) => { process.stdout.write(line.endsWith('\n') ? line : `${line}\n`); },
   err: (line) => { process.stderr.write(line.endsWith('\n') ? line : `${line}\n`); },

@@ -49,6 +49,11 @@ export interface StatusServerOptions {
 export async function startStatusServer(holder: RuntimeHolder, address: string, port: number, opts: StatusServerOptions = {}): Promise<StatusServer> {
   const adminToken = (): string | undefined => resolveAdminToken(opts.adminToken?.());
   const workers = Number(process.env[NODE_WORKERS_ENV] ?? '1') || 1;
+  const envToken = process.env[ADMIN_TOKEN_ENV];
+  if (opts.adminToken?.() === undefined && envToken !== undefined && envToken !== '' && envToken.length < MIN_ADMIN_TOKEN_LENGTH) {
+    // The config refuses a short token at validation; the environment cannot, so say so instead of silently disabling.
+    holder.current.logger.warn({ variable: ADMIN_TOKEN_ENV, length: envToken.length }, `${ADMIN_TOKEN_ENV} is shorter than ${MIN_ADMIN_TOKEN_LENGTH} characters and is ignored: admin endpoints stay disabled`);
+  }
   const server = http.createServer({ requestTimeout: 5000, headersTimeout: 5000 }, (req, res) => {
     const send = (status: number, body: unknown) => {
       const text = JSON.stringify(body);
@@ -136,6 +141,7 @@ function adminAllowed(holder: RuntimeHolder, expected: string | undefined, req: 
  * In cluster mode the worker that answers purges its own stores and has the primary relay the purge.
  */
 function adminCachePurge(holder: RuntimeHolder, req: http.IncomingMessage, send: (status: number, body: unknown) => void): void {
+  // Checked after the token on purpose: an unauthenticated caller learns nothing about the endpoint.
   if (req.method !== 'POST') return send(405, { status: 'method not allowed' });
   if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) return send(415, { status: 'content-type must be application/json' });
   const chunks: Buffer[] = [];

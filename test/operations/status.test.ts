@@ -44,3 +44,25 @@ test('/healthz is 200; /readyz follows active health checks; non-GET is refused'
     await up.close();
   }
 });
+
+test('a PORTCULLIS_ADMIN_TOKEN shorter than 32 characters is ignored with a warning, not silently', async () => {
+  const { memoryLogger } = await import('../tls/helpers.js');
+  const log = memoryLogger();
+  const saved = process.env.PORTCULLIS_ADMIN_TOKEN;
+  process.env.PORTCULLIS_ADMIN_TOKEN = 'too-short';
+  const gw = await Gateway.start({
+    server: { status: { port: 0 } },
+    listeners: [{ name: 'main', address: '127.0.0.1', port: 0 }],
+    routes: [{ id: 'r', match: { pathPrefix: '/' }, respond: { status: 200 } }],
+  }, { logger: log.logger, accessLog: false });
+  try {
+    const warn = log.lines.find((l) => l.variable === 'PORTCULLIS_ADMIN_TOKEN');
+    assert.ok(warn, 'a warning names the variable');
+    assert.equal(warn.level, 40);
+    assert.equal(warn.length, 9);
+    assert.ok(!JSON.stringify(log.lines).includes('too-short'), 'the value itself is never logged');
+  } finally {
+    if (saved === undefined) delete process.env.PORTCULLIS_ADMIN_TOKEN; else process.env.PORTCULLIS_ADMIN_TOKEN = saved;
+    await gw.close(0);
+  }
+});
