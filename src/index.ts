@@ -14,7 +14,7 @@ export type { StageModule, AnyStageModule, CompiledStage, CompileEnv, Rejection,
 export type { RequestContext } from './pipeline/context.js';
 export type { HeaderList } from './pipeline/header-list.js';
 export type { Logger } from './observability/logger.js';
-export { STAGES } from './stages/registry.js';
+export { STAGES } from './pipeline/registry.js';
 export { validateConfig, formatIssue };
 
 /** A configuration that failed to load or validate. `message` lists every error as `file:line:col: path: reason`. */

@@ -2,7 +2,6 @@
 // logged (access log) nor leave the gateway for anything but the upstream (the Redis response cache).
 // Computed once per configuration.
 import type { RouteConfig } from './schema.js';
-import { DEFAULT_ATTESTATION_HEADER } from '../stages/attestation/schema.js';
 
 /** Request headers that carry a secret whatever the configuration says (lower case). */
 export const ALWAYS_SECRET_HEADERS: readonly string[] = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key', 'dpop'];
@@ -49,3 +48,6 @@ export function secretRequestHeaders(routes: readonly RouteConfig[], extra: read
 
 /** Query parameters whose values the access log always redacts (accessLog.redactQuery adds more). */
 export const DEFAULT_SECRET_QUERY: readonly string[] = ['token', 'access_token', 'id_token', 'refresh_token', 'api_key', 'apikey', 'key', 'password', 'passwd', 'secret', 'client_secret', 'code', 'signature', 'sig'];
+
+/** The header an attestation token travels in unless a route names another (routes[].attestation.header). */
+export const DEFAULT_ATTESTATION_HEADER = 'Attestation-Token';

@@ -8,8 +8,7 @@ import { Obj, Ms, PosInt, Cidr, HeaderName } from './schema-kit.js';
 export { Obj } from './schema-kit.js';
 import { IdentitySchema } from '../identity/schema.js';
 import { StateSchema } from '../state/schema.js';
-import { STAGES } from '../stages/registry.js';
-export { HeaderRewriteSchema, type HeaderRewrite } from '../stages/headers/schema.js';
+import { STAGES } from '../pipeline/registry.js';
 
 // ---------------------------------------------------------------- listeners
 export const ListenerLimitsSchema = Obj({

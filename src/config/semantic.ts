@@ -11,7 +11,7 @@ import { dpopIssues } from '../identity/dpop/semantic.js';
 import { apiKeyIssues } from '../identity/api-keys/semantic.js';
 import { issuerIssues } from '../identity/jwt/semantic.js';
 import { stateIssues } from '../state/semantic.js';
-import { STAGES } from '../stages/registry.js';
+import { STAGES } from '../pipeline/registry.js';
 import type { AnyStageModule } from '../pipeline/types.js';
 
 export type { SemanticIssue } from './issues.js';

@@ -13,7 +13,7 @@ import * as requestId from '../server/request-id.js';
 import * as accessLog from '../server/access-log.js';
 import { compileRouteChain } from '../pipeline/chain.js';
 import type { AnyStageModule } from '../pipeline/types.js';
-import { STAGES } from '../stages/registry.js';
+import { STAGES } from '../pipeline/registry.js';
 import { createBodyReader } from '../server/body-phase.js';
 import { resolveBodyLimits } from '../body/index.js';
 import { compileTransportSecurity } from '../server/transport-security/index.js';
@@ -48,7 +48,7 @@ export interface CompileOptions {
   services?: ServiceScope;
   /** the process's security event bus; default a private one */
   events?: SecurityEventBus;
-  /** the stage modules (default: the registry, src/stages/registry.ts); tests add stages of their own */
+  /** the stage modules (default: the registry, src/pipeline/registry.ts); tests add stages of their own */
   stages?: readonly AnyStageModule[];
 }
 

@@ -1,7 +1,7 @@
 // The stage contract. A stage is one folder under src/stages/ whose module declares everything the gateway
 // needs to know about it: its name and position, the route key (and optional top-level key) of its
 // configuration with their schemas, its semantic check, whether it applies to upgrades or needs the body,
-// and its compile step. The registry (src/stages/registry.ts) lists the modules; the config schema, the
+// and its compile step. The registry (src/pipeline/registry.ts) lists the modules; the config schema, the
 // semantic checks and the route compiler loop over it. See docs/pipeline.md.
 import type { IncomingMessage, ServerResponse, OutgoingHttpHeaders } from 'node:http';
 import type { Static, TSchema } from '@sinclair/typebox';

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { STAGES } from '../../src/stages/registry.js';
+import { STAGES } from '../../src/pipeline/registry.js';
 import { PRE_ROUTING_PHASES } from '../../src/server/phases.js';
 import { RouteSchema, GatewayConfigSchema, type GatewayConfig } from '../../src/config/schema.js';
 import type { AnyStageModule } from '../../src/pipeline/types.js';

@@ -11,7 +11,7 @@ import { startGateway, config, client } from '../helpers/gateway.js';
 import { startScripted, parseRawResponse, type RawResponse } from '../helpers/servers.js';
 import { testStage, withBlocks } from '../helpers/stages.js';
 import { within } from '../helpers/wait.js';
-import { STAGES } from '../../src/stages/registry.js';
+import { STAGES } from '../../src/pipeline/registry.js';
 import type { ParsedBody } from '../../src/body/index.js';
 
 const LIMIT = 1024;

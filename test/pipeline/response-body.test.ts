@@ -9,7 +9,7 @@ import { startGateway, config, client } from '../helpers/gateway.js';
 import { startScripted } from '../helpers/servers.js';
 import { testStage, withBlocks } from '../helpers/stages.js';
 import { waitFor, within } from '../helpers/wait.js';
-import { STAGES } from '../../src/stages/registry.js';
+import { STAGES } from '../../src/pipeline/registry.js';
 import type { RouteConfig } from '../../src/config/schema.js';
 
 const SECRET = 'card 4111 1111 1111 1111, cvv 123';

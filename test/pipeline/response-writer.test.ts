@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { startGateway, config, get, type SimpleResponse } from '../helpers/gateway.js';
 import { startScripted, rawRequest } from '../helpers/servers.js';
 import { testStage, withBlocks } from '../helpers/stages.js';
-import { STAGES } from '../../src/stages/registry.js';
+import { STAGES } from '../../src/pipeline/registry.js';
 
 /** onResponse calls per request id */
 const calls = new Map<string, number>();

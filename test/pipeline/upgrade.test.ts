@@ -15,7 +15,7 @@ import { startGateway, config, get } from '../helpers/gateway.js';
 import { captureLogger } from '../helpers/servers.js';
 import { testStage, withBlocks } from '../helpers/stages.js';
 import { waitFor, within } from '../helpers/wait.js';
-import { STAGES } from '../../src/stages/registry.js';
+import { STAGES } from '../../src/pipeline/registry.js';
 import { checkSemantics } from '../../src/config/semantic.js';
 import type { RouteConfig } from '../../src/config/schema.js';
 

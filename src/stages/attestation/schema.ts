@@ -4,7 +4,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Obj, HeaderName, RefName } from '../../config/schema-kit.js';
 
 /** Default header carrying the token (Approov apps send `Approov-Token`: set `header: Approov-Token`). */
-export const DEFAULT_ATTESTATION_HEADER = 'Attestation-Token';
+export { DEFAULT_ATTESTATION_HEADER } from '../../config/credentials.js';
 
 export const AttestationSchema = Obj({
   verifier: RefName,
