@@ -54,7 +54,12 @@ function forward(req, res) {
 
 function createServer() {
   if (PROTO === 'http') return http.createServer(forward);
-  const tls = { cert: fs.readFileSync(process.env.TLS_CERT), key: fs.readFileSync(process.env.TLS_KEY), minVersion: 'TLSv1.3' };
+  // Portcullis's TLS 1.3 defaults (src/tls/policy.ts, manager.ts): its suite order, and the client's preference
+  // decides. Left to Node's defaults the h2 server chose AES-256 where Portcullis chose AES-128 for h2load.
+  const tls = {
+    cert: fs.readFileSync(process.env.TLS_CERT), key: fs.readFileSync(process.env.TLS_KEY), minVersion: 'TLSv1.3',
+    ciphers: 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256', honorCipherOrder: false,
+  };
   if (PROTO === 'https') return https.createServer(tls, forward);
   if (PROTO === 'h2') return http2.createSecureServer({ ...tls, allowHTTP1: true }, forward);
   throw new Error(`PROTO=${PROTO}: expected http, https or h2`);
