@@ -9,6 +9,8 @@
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import http2 from 'node:http2';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -272,6 +274,48 @@ SYSTEMS.push({
   bar: { rps: 0.95 },
 });
 
+// ---------------------------------------------------------------- TLS (docs/tls.md)
+// One self-signed ECDSA P-256 certificate per bench run (ctx.tls = { cert, key }, PEM files in the temp dir),
+// used by Portcullis and the reference alike. TLS 1.3 on both (Portcullis's default; the reference sets it).
+// Rows with `tls: true` get the certificate; `scheme` is 'https' (HTTP/1.1 over TLS) or 'h2'; `load: 'h2load'`
+// measures with h2load instead of wrk.
+function portcullisTls(ctx) {
+  const c = portcullisBase(ctx);
+  c.listeners[0].tls = { certificates: [{ cert: ctx.tls.cert, key: ctx.tls.key }] }; // offers h2 and http/1.1 by ALPN
+  return c;
+}
+const referenceTls = (proto) => (ctx) => ({
+  args: [path.join(BENCH_DIR, 'reference-proxy.mjs')],
+  env: { PORT: String(ctx.port), UPSTREAM: ctx.upstream, PROTO: proto, TLS_CERT: ctx.tls.cert, TLS_KEY: ctx.tls.key },
+});
+// HTTP/1.1 over TLS, keep-alive: the cost of encryption per request.
+SYSTEMS.push({ name: 'reference-tls', tls: true, scheme: 'https', command: referenceTls('https') });
+SYSTEMS.push({ name: 'portcullis-tls', tls: true, scheme: 'https', config: portcullisTls, baseline: 'reference-tls', bar: { rps: 0.9 } });
+// A new TLS connection (full TLS 1.3 handshake; wrk does not resume sessions) for every request.
+SYSTEMS.push({ name: 'reference-tls-handshake', tls: true, scheme: 'https', headers: { Connection: 'close' }, command: referenceTls('https') });
+SYSTEMS.push({
+  name: 'portcullis-tls-handshake', tls: true, scheme: 'https', headers: { Connection: 'close' }, config: portcullisTls,
+  baseline: 'reference-tls-handshake', bar: { rps: 0.9 },
+});
+// HTTP/2 with h2load: 50 connections × 10 concurrent streams. The sanity check speaks h2 (ALPN) too.
+const expectH2 = (res) => (res.alpn === 'h2' ? undefined : `ALPN chose ${res.alpn}, expected h2`);
+SYSTEMS.push({ name: 'reference-h2', tls: true, scheme: 'h2', load: 'h2load', command: referenceTls('h2'), verify: expectH2 });
+SYSTEMS.push({
+  name: 'portcullis-h2', tls: true, scheme: 'h2', load: 'h2load', config: portcullisTls, verify: expectH2,
+  baseline: 'reference-h2', bar: { rps: 0.8 },
+});
+
+/** Self-signed ECDSA P-256 certificate for 127.0.0.1 and localhost, valid 30 days (no expiry warning), into dir. */
+function makeCertificate(dir) {
+  const cert = path.join(dir, 'tls-cert.pem');
+  const key = path.join(dir, 'tls-key.pem');
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', key, '-out', cert, '-days', '30', '-subj', '/CN=127.0.0.1',
+    '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { encoding: 'utf8' });
+  if (r.status !== 0) die(`openssl could not create the bench certificate:\n${r.stderr ?? r.error}`);
+  return { cert, key };
+}
+
 // ================================================================ small helpers
 /** Long-lived helper processes on the load CPU (a private redis-server): their CPU is ours, not foreign. */
 const helpers = [];
@@ -421,9 +465,14 @@ async function quietGate() {
 }
 
 // ================================================================ HTTP helpers
-function httpGet(port, urlPath, headers, timeoutMs = 2000) {
+// scheme: 'http', 'https' (HTTP/1.1 over TLS) or 'h2' (HTTP/2 over TLS, ALPN h2). The bench's certificate is
+// self-signed, so TLS requests skip certificate verification (rejectUnauthorized: false) -- only here.
+function httpGet(port, urlPath, headers, timeoutMs = 2000, scheme = 'http') {
+  if (scheme === 'h2') return h2Get(port, urlPath, headers, timeoutMs);
+  const mod = scheme === 'https' ? https : http;
+  const tlsOpts = scheme === 'https' ? { rejectUnauthorized: false } : {};
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: urlPath, method: 'GET', headers, agent: false, timeout: timeoutMs }, (res) => {
+    const req = mod.request({ host: '127.0.0.1', port, path: urlPath, method: 'GET', headers, agent: false, timeout: timeoutMs, ...tlsOpts }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
@@ -431,6 +480,27 @@ function httpGet(port, urlPath, headers, timeoutMs = 2000) {
     });
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', reject);
+    req.end();
+  });
+}
+
+/** One HTTP/2 GET on a fresh session; the Host header becomes :authority. */
+function h2Get(port, urlPath, headers, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+    const timer = setTimeout(() => { session.destroy(); reject(new Error('timeout')); }, timeoutMs);
+    const done = (err, val) => { clearTimeout(timer); session.close(); if (err) reject(err); else resolve(val); };
+    session.on('error', (err) => done(err));
+    const h = { ':method': 'GET', ':path': urlPath };
+    for (const [k, v] of Object.entries(headers)) { if (k.toLowerCase() === 'host') h[':authority'] = v; else h[k.toLowerCase()] = v; }
+    const req = session.request(h);
+    let status = 0;
+    let resHeaders = {};
+    const chunks = [];
+    req.on('response', (rh) => { status = rh[':status']; resHeaders = rh; });
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => done(null, { status, headers: resHeaders, body: Buffer.concat(chunks), alpn: session.alpnProtocol }));
+    req.on('error', (err) => done(err));
     req.end();
   });
 }
@@ -444,7 +514,7 @@ function canConnect(port) {
 }
 
 /** Poll until the port accepts connections and GET / answers 200; fail early if the process exits. */
-async function waitReady(p, port, headers) {
+async function waitReady(p, port, headers, scheme = 'http') {
   const deadline = Date.now() + START_TIMEOUT_MS;
   let last = 'no connection';
   while (Date.now() < deadline) {
@@ -453,7 +523,7 @@ async function waitReady(p, port, headers) {
     }
     if (await canConnect(port)) {
       try {
-        const r = await httpGet(port, '/', headers);
+        const r = await httpGet(port, '/', headers, 2000, scheme);
         if (r.status === 200) return;
         last = `GET / -> ${r.status} ${r.body.toString().slice(0, 200)}`;
       } catch (err) { last = `GET / failed: ${err.message}`; }
@@ -538,6 +608,46 @@ const AUTOCANNON = {
   },
 };
 
+// HTTP/2 rows (`load: 'h2load'`): nghttp2's h2load, 50 connections × 10 concurrent streams, one thread.
+// h2load prints min/max/mean/sd of the request time but no percentiles: p50/p99 are NaN (reported as n/a),
+// and the mean goes to meanMs.
+export function parseH2load(out) {
+  const num = (re) => { const m = re.exec(out); return m ? Number(m[1]) : NaN; };
+  const rq = /^requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/m.exec(out);
+  const st = /^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/m.exec(out);
+  const tr = /^time for request:\s+(\S+)\s+(\S+)\s+(\S+)/m.exec(out);
+  const done = rq ? Number(rq[3]) : NaN;
+  const socketErrors = { connect: 0, read: 0, write: 0, timeout: 0 };
+  if (rq) { socketErrors.read = Number(rq[6]); socketErrors.timeout = Number(rq[7]); }
+  return {
+    rps: num(/^finished in [\d.]+m?s, ([\d.]+) req\/s/m),
+    requests: Number.isFinite(done) ? done : NaN,
+    p50Ms: NaN, p90Ms: NaN, p99Ms: NaN,
+    meanMs: tr ? toMs(tr[3]) : NaN,
+    // Answers that were not 2xx, or h2load's "failed" count less stream errors and timeouts, whichever is larger
+    // ("failed" includes the non-2xx answers among the requests counted as done).
+    non2xx: st && rq ? Math.max(Number(st[2]) + Number(st[3]) + Number(st[4]), Number(rq[5]) - Number(rq[6]) - Number(rq[7])) : NaN,
+    socketErrors,
+    socketErrorCount: socketErrors.connect + socketErrors.read + socketErrors.write + socketErrors.timeout,
+  };
+}
+
+const H2LOAD_STREAMS = 10;
+const H2LOAD = {
+  name: 'h2load',
+  version: () => (spawnSync('h2load', ['--version'], { encoding: 'utf8' }).stdout ?? '').split('\n')[0].trim(),
+  async run({ url, headers, seconds, script, cpu }) {
+    if (script) throw new BenchError('h2load rows cannot use a wrk Lua script');
+    const args = ['-t1', '-c', String(CONNECTIONS), '-m', String(H2LOAD_STREAMS), '-D', String(seconds)];
+    for (const [k, v] of Object.entries(headers)) args.push('-H', k.toLowerCase() === 'host' ? `:authority: ${v}` : `${k}: ${v}`);
+    args.push(url);
+    const { code, out } = await runCapture('h2load', 'h2load', args, cpu);
+    const r = parseH2load(out);
+    if (code !== 0 || !Number.isFinite(r.rps) || !Number.isFinite(r.non2xx)) throw new BenchError(`h2load failed (exit ${code}):\n${out}`);
+    return { ...r, raw: out };
+  },
+};
+
 function pickLoadGenerator() {
   if (has('wrk')) return WRK;
   if (spawnSync('npx', ['--no-install', 'autocannon', '--version'], { stdio: 'ignore', timeout: 30_000 }).status === 0) {
@@ -548,7 +658,9 @@ function pickLoadGenerator() {
 }
 
 // ================================================================ one measured run
-async function runOne({ sys, round, ctx, load, backend, expectedBody, pin }) {
+async function runOne({ sys, round, ctx, load: defaultLoad, backend, expectedBody, pin }) {
+  const load = sys.load === 'h2load' ? H2LOAD : defaultLoad;
+  const scheme = sys.scheme ?? 'http';
   const sutCpu = pin ? 1 : undefined;
   const loadCpu = pin ? 0 : undefined;
   ctx.state = sys.state;
@@ -568,19 +680,19 @@ async function runOne({ sys, round, ctx, load, backend, expectedBody, pin }) {
     proc = startProc(sys.name, process.execPath, args, { cpu: sutCpu, env, logFile });
   }
   try {
-    await waitReady(proc, ctx.port, headers);
+    await waitReady(proc, ctx.port, headers, scheme);
 
     // Sanity: 200 with the backend's exact body, through the system, with the same headers wrk sends.
     const reqPath = sys.path ?? '/';
     const want = reqPath === '/' ? expectedBody : (await httpGet(Number(new URL(ctx.upstream).port), reqPath, BASE_HEADERS)).body;
-    const res = await httpGet(ctx.port, reqPath, headers);
+    const res = await httpGet(ctx.port, reqPath, headers, 2000, scheme);
     let problem;
     if (res.status !== 200) problem = `status ${res.status}`;
     else if (!res.body.equals(want)) problem = `body differs from the backend's (${res.body.length} bytes vs ${want.length}): ${res.body.toString().slice(0, 200)}`;
-    else problem = await sys.verify?.(res, { headers, get: (p, h = headers) => httpGet(ctx.port, p, h) });
+    else problem = await sys.verify?.(res, { headers, get: (p, h = headers) => httpGet(ctx.port, p, h, 2000, scheme) });
     if (problem) throw new BenchError(`sanity check failed for ${sys.name}: ${problem}\n${proc.logFile}:\n${tail(proc.logFile)}`);
 
-    const url = `http://127.0.0.1:${ctx.port}${reqPath}`;
+    const url = `${scheme === 'http' ? 'http' : 'https'}://127.0.0.1:${ctx.port}${reqPath}`;
     if (WARMUP > 0) await load.run({ url, headers, seconds: WARMUP, latency: false, script, cpu: loadCpu });
 
     const s0 = treeTicks(proc.pid), b0 = treeTicks(backend.pid) + helperTicks(), h0 = selfTicks(), c0 = cpuSnap();
@@ -595,7 +707,8 @@ async function runOne({ sys, round, ctx, load, backend, expectedBody, pin }) {
     const pctCore = (ticks) => (100 * ncpu * ticks) / all.total;
     const run = {
       round, system: sys.name,
-      rps: r.rps, requests: r.requests, p50Ms: r.p50Ms, p90Ms: r.p90Ms, p99Ms: r.p99Ms,
+      rps: r.rps, requests: r.requests, p50Ms: r.p50Ms, p90Ms: r.p90Ms, p99Ms: r.p99Ms, ...(r.meanMs !== undefined ? { meanMs: r.meanMs } : {}),
+      loadGenerator: load.name,
       non2xx: r.non2xx, socketErrors: r.socketErrors,
       cpuUsPerReq: r.requests > 0 ? ((s1 - s0) / CLK_TCK) * 1e6 / r.requests : NaN,
       backendCpuUsPerReq: r.requests > 0 ? ((b1 - b0) / CLK_TCK) * 1e6 / r.requests : NaN,
@@ -604,7 +717,7 @@ async function runOne({ sys, round, ctx, load, backend, expectedBody, pin }) {
       stealPct: (100 * all.steal) / all.total,
       foreignPct: Math.max(0, pctCore(all.busy - mine)),
       quietGatePct: foreignBefore,
-      sanity: { status: res.status, bytes: res.body.length },
+      sanity: { status: res.status, bytes: res.body.length, ...(res.alpn ? { alpn: res.alpn } : {}) },
       wrkOutput: r.raw,
     };
     await stopProc(proc);
@@ -683,6 +796,8 @@ async function main() {
   if (ROUNDS < 1 || DURATION < 1) die('ROUNDS and DURATION must be ≥ 1');
 
   const load = pickLoadGenerator();
+  if (systems.some((s) => s.load === 'h2load') && !has('h2load')) die('the HTTP/2 rows need h2load: apt-get install -y nghttp2-client');
+  if (systems.some((s) => s.tls) && !has('openssl')) die('the TLS rows need openssl on PATH (for the bench certificate)');
 
   if (systems.some((s) => s.config)) {
     if (process.env.BENCH_NO_BUILD !== '1') {
@@ -709,7 +824,8 @@ async function main() {
   await waitReady(backend, backendPort, BASE_HEADERS);
   const expectedBody = (await httpGet(backendPort, '/', BASE_HEADERS)).body;
 
-  const ctxFor = (port) => ({ port, upstream: `http://127.0.0.1:${backendPort}`, dir, pin, file: (name) => path.join(dir, name) });
+  const tls = systems.some((s) => s.tls) ? makeCertificate(dir) : undefined;
+  const ctxFor = (port) => ({ port, upstream: `http://127.0.0.1:${backendPort}`, dir, pin, tls, file: (name) => path.join(dir, name) });
   for (const sys of systems) if (sys.prepare) sys.state = await sys.prepare(ctxFor(0));
   const runs = [];
   const failures = [];
@@ -746,7 +862,7 @@ async function main() {
   const result = {
     startedAt: new Date(t0).toISOString(), finishedAt: new Date().toISOString(),
     settings: { rounds: ROUNDS, durationS: DURATION, warmupS: WARMUP, connections: CONNECTIONS, pinned: pin, headers: BASE_HEADERS },
-    machine: { node: process.version, loadGenerator: load.version() || load.name, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, kernel: os.release(), clkTck: CLK_TCK },
+    machine: { node: process.version, loadGenerator: load.version() || load.name, ...(systems.some((s) => s.load === 'h2load') ? { h2load: H2LOAD.version() } : {}), cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, kernel: os.release(), clkTck: CLK_TCK },
     systems: systems.map((s) => { const c = { ...ctxFor(0), state: s.state }; return { name: s.name, headers: (typeof s.headers === 'function' ? s.headers(c) : s.headers) ?? {}, config: s.config ? s.config(c) : undefined }; }),
     runs, discarded, summary, failures, fatal: fatal ? String(fatal.message ?? fatal) : undefined,
   };

@@ -190,9 +190,12 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       return;
     }
     if (!commitHead(ctx, statusCode, flat, false, statusMessage)) {
-      // e.g. a header value Node refuses to write: the upstream reply is unusable.
       this.mode = Mode.Discard;
-      controller.abort(new Error('invalid upstream response head'));
+      // The client left before the head (an HTTP/2 stream reset can land here before the response's
+      // 'close' handler runs): not the target's fault, so no strike for passive health or the breaker.
+      if (ctx.res!.destroyed) controller.abort(new Error('client closed the connection'));
+      // e.g. a header value Node refuses to write: the upstream reply is unusable.
+      else controller.abort(new Error('invalid upstream response head'));
     }
   }
 
@@ -207,6 +210,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.ctx.bytesOut += chunk.length;
     if (this.ctx.responseTap !== undefined) this.ctx.responseTap.onData(chunk);
     if (!res.write(chunk)) {
+      // A closed HTTP/2 stream refuses the write and sends no 'drain': pausing would hold the upstream
+      // connection until a timeout. (Checked only on a refused write.)
+      if (res.destroyed) return this.abortFromClient();
       controller.pause();
       // Hooked on first backpressure only: most responses fit the socket buffer and never need it.
       if (!this.drainHooked) {
