@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { firstInvalidUtf8, jsonParsePosition, parseJsonLimited, scanJson } from './json.js';
 import type { JsonLimits, JsonResult } from './json.js';
+import { rng } from '../../test/helpers/random.js';
 
 const L: JsonLimits = { maxDepth: 64, maxKeys: 10_000, maxStringLength: 1_048_576, maxArrayLength: 10_000 };
 const LOOSE: JsonLimits = { maxDepth: 1e9, maxKeys: 1e9, maxStringLength: 1e9, maxArrayLength: 1e9 };
@@ -12,17 +13,6 @@ function refused(r: JsonResult, code: string) {
   return r;
 }
 
-/** Deterministic PRNG so failures are reproducible. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('parseJsonLimited: well-formed documents', () => {
   const good = [

@@ -4,6 +4,7 @@ import { isIP } from 'node:net';
 import ipaddr from 'ipaddr.js';
 import { canonicalIp, parseCidrList } from './cidr.js';
 import type { IpMatcher } from './cidr.js';
+import { rng } from '../../test/helpers/random.js';
 
 function matcher(list: readonly string[]): IpMatcher {
   const r = parseCidrList(list);
@@ -11,17 +12,6 @@ function matcher(list: readonly string[]): IpMatcher {
   return r.matcher;
 }
 
-/** Deterministic PRNG so failures are reproducible. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('canonicalIp', () => {
   const cases: [string, string | null][] = [

@@ -6,6 +6,7 @@
 // credential: events carry reasons and ids only.
 import { Counter, register } from 'prom-client';
 import type { Logger } from './logger.js';
+import { logThrottle } from './log-throttle.js';
 
 export interface SecurityEvent {
   /**
@@ -116,8 +117,6 @@ function counter(): Counter<'type' | 'reason' | 'route'> {
 export const SECURITY_LOG_BURST = 20;
 export const SECURITY_LOG_WINDOW_MS = 10_000;
 
-interface LogWindow { start: number; logged: number; suppressed: number }
-
 /**
  * The standard subscribers: a Prometheus counter for every event, and a warn-level `security` log line,
  * at most SECURITY_LOG_BURST per (type, reason, route) per 10 s. A flood of refusals (what rate limits
@@ -127,21 +126,11 @@ interface LogWindow { start: number; logged: number; suppressed: number }
  */
 export function attachDefaultSubscribers(bus: SecurityEventBus, logger: Logger, now: () => number = Date.now): () => void {
   const c = counter();
-  const windows = new Map<string, LogWindow>();
+  const throttle = logThrottle(SECURITY_LOG_BURST, SECURITY_LOG_WINDOW_MS, now);
   return bus.subscribe((e) => {
     c.inc({ type: e.type, reason: e.reason, route: e.route });
-    const key = `${e.type}\u0000${e.reason}\u0000${e.route}`;
-    const t = now();
-    let w = windows.get(key);
-    if (w === undefined || t - w.start >= SECURITY_LOG_WINDOW_MS) {
-      const carried = w?.suppressed ?? 0;
-      w = { start: t, logged: 0, suppressed: carried };
-      windows.set(key, w);
-    }
-    if (w.logged >= SECURITY_LOG_BURST) { w.suppressed++; return; }
-    w.logged++;
-    const suppressed = w.suppressed;
-    w.suppressed = 0;
+    const suppressed = throttle.admit(`${e.type}\u0000${e.reason}\u0000${e.route}`);
+    if (suppressed === undefined) return;
     logger.warn({
       event: 'security',
       type: e.type,

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodePathForUpstream, foldsToPathSyntax, normalizeRequestTarget, type NormalizeResult } from './normalize.js';
+import { rng } from '../../test/helpers/random.js';
 
 type Expect = { path: string; query?: string } | { reject: RegExp };
 
@@ -191,16 +192,6 @@ test('encodePathForUpstream keeps segment-safe bytes and escapes the rest', () =
 });
 
 // Deterministic PRNG so a failure is reproducible.
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const POOL = [
   ...'abcXYZ019-._~!$&\'()*+,;=:@ "<>^`{|}?#[]%',

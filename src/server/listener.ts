@@ -17,6 +17,7 @@ import { GatewayHttp2Response, installHttp2Defences, resolveHttp2Limits, type Ht
 import type { Logger } from '../observability/logger.js';
 import { silentLogger } from '../observability/logger.js';
 import { Counter, register } from 'prom-client';
+import { logThrottle } from '../observability/log-throttle.js';
 
 export type ListenerServer = http.Server | https.Server | Http2SecureServer;
 
@@ -143,19 +144,11 @@ export type RefusalRecorder = (reason: RefusalReason, clientIp: string, status?:
  */
 export function refusalRecorder(listener: string, logger: Logger, now: () => number = Date.now): RefusalRecorder {
   const c = refusalsMetric();
-  const windows = new Map<RefusalReason, { start: number; logged: number; suppressed: number }>();
+  const throttle = logThrottle(REFUSAL_LOG_BURST, REFUSAL_LOG_WINDOW_MS, now);
   return (reason, clientIp, status, requestId) => {
     c.inc({ reason, listener });
-    const t = now();
-    let w = windows.get(reason);
-    if (w === undefined || t - w.start >= REFUSAL_LOG_WINDOW_MS) {
-      w = { start: t, logged: 0, suppressed: w?.suppressed ?? 0 };
-      windows.set(reason, w);
-    }
-    if (w.logged >= REFUSAL_LOG_BURST) { w.suppressed++; return; }
-    w.logged++;
-    const suppressed = w.suppressed;
-    w.suppressed = 0;
+    const suppressed = throttle.admit(reason);
+    if (suppressed === undefined) return;
     logger.warn({
       event: 'protocol-refusal', listener, reason, client_ip: clientIp,
       ...(status !== undefined ? { status } : {}),
