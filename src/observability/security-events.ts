@@ -38,7 +38,7 @@ export type SecurityEventListener = (e: SecurityEvent) => void;
 /** The event types in use. `type` stays a string so stages can add their own. */
 export type SecurityEventType =
   | 'authentication' | 'authorization' | 'attestation' | 'dpop' | 'rate-limit'
-  | 'client-certificate' | 'upstream-tls' | 'protocol' | 'overload' | 'admin';
+  | 'client-certificate' | 'upstream-tls' | 'protocol' | 'overload' | 'admin' | 'body';
 
 /**
  * Reasons of `type: 'protocol'` events: requests refused by the request handler before routing or by a

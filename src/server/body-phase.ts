@@ -16,7 +16,7 @@ export function createBodyReader(limits: BodyLimits): RequestStep {
   return (ctx) => {
     const plan = ctx.plan!;
     if (plan.bodyLen === 0) return decoded(ctx, EMPTY, limits);
-    return readBody(ctx, plan.maxBody).then((raw) => (Buffer.isBuffer(raw) ? decoded(ctx, raw, limits) : raw));
+    return readBody(ctx, plan.maxBody).then((raw) => (Buffer.isBuffer(raw) ? decoded(ctx, raw, limits) : raw === CLIENT_CLOSED ? raw : refused(ctx, raw)));
   };
 }
 
@@ -29,9 +29,15 @@ function decoded(ctx: RequestContext, raw: Buffer, limits: BodyLimits): StageOut
 }
 
 function settle(ctx: RequestContext, r: ParsedBody | BodyError): StageOutcome {
-  if (isBodyError(r)) return bodyRejection(r);
+  if (isBodyError(r)) return refused(ctx, bodyRejection(r));
   ctx.body = r;
   return undefined;
+}
+
+/** Every refused body is a security event: { type: 'body', reason: the problem code } (counted, log rate-limited). */
+function refused(ctx: RequestContext, r: Rejection): Rejection {
+  ctx.runtime?.events.emit({ type: 'body', reason: r.code, route: ctx.routeId, clientIp: ctx.clientIp, requestId: ctx.id, time: Date.now() });
+  return r;
 }
 
 /** A decoding error as a problem: the position or JSON Pointer of the fault, never the offending value. */

@@ -12,6 +12,12 @@ import { startScripted, parseRawResponse, type RawResponse } from '../helpers/se
 import { testStage, withBlocks } from '../helpers/stages.js';
 import { within } from '../helpers/wait.js';
 import { STAGES } from '../../src/pipeline/registry.js';
+import { SecurityEventBus, type SecurityEvent } from '../../src/observability/security-events.js';
+
+// every refused body is a security event (type 'body', reason = the problem code)
+const events = new SecurityEventBus();
+const seenEvents: SecurityEvent[] = [];
+events.subscribe((e) => { seenEvents.push(e); });
 import type { ParsedBody } from '../../src/body/index.js';
 
 const LIMIT = 1024;
@@ -57,7 +63,7 @@ const { gw, base, port } = await startGateway(config({
     withBlocks({ id: 'late', match: { pathPrefix: '/late' }, upstream: 'up' }, { testLate: {} }),
     { id: 'body', match: { pathPrefix: '/' }, upstream: 'up', requestBody: {}, limits: { maxBodyBytes: LIMIT } },
   ],
-}), { stages: [...STAGES, gate, late] });
+}), { stages: [...STAGES, gate, late], events });
 after(async () => { await gw.close(0); await up.close(); });
 
 async function post(path: string, body: string | Buffer | Readable | undefined, headers: Record<string, string> = {}) {
@@ -241,4 +247,16 @@ test('a stage behind the body phase (order 96, needsRequestBody) sees ctx.body',
   const r = await post('/late/x', '{"hello":[1,2]}', { 'content-type': 'application/json' });
   assert.equal(r.status, 200);
   assert.deepEqual(seenByLate, [{ kind: 'json', json: { hello: [1, 2] } }]);
+});
+
+test('refused bodies are security events (type body, the problem code); an accepted body is none', async () => {
+  const before = seenEvents.length;
+  assert.equal((await post('/events', '{"a":1', { 'content-type': 'application/json' })).status, 400);
+  // a declared length over the limit is refused before routing's stages (a protocol event) ...
+  assert.equal((await post('/events', 'x'.repeat(LIMIT + 1), { 'content-type': 'text/plain' })).status, 413);
+  // ... a chunked body that grows past it, by the body phase
+  assert.equal((await post('/events', Readable.from([Buffer.alloc(LIMIT), Buffer.alloc(10)]), { 'content-type': 'text/plain' })).status, 413);
+  assert.equal((await post('/events', '{"a":1}', { 'content-type': 'application/json' })).status, 200);
+  assert.deepEqual(seenEvents.slice(before).map((e) => `${e.type}/${e.reason}/${e.route}`),
+    ['body/malformed-json/body', 'protocol/body-too-large/body', 'body/body-too-large/body']);
 });
